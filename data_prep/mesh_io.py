@@ -1,0 +1,48 @@
+"""Loading meshes with trimesh, validated: every failure is a :class:`MeshError` naming file and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
+
+
+class MeshError(ValueError):
+    """A mesh cannot be used; ``str(e)`` is one line: ``<path>: <reason>``."""
+
+
+def load_mesh(path: str | Path) -> trimesh.Trimesh:
+    """Load ``path`` as one triangle mesh (the parts of a multi-object scene are merged).
+
+    Raises :class:`MeshError` for a missing or unreadable file, a mesh with no vertices or faces,
+    NaN/inf vertices, or faces that index missing vertices.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MeshError(f"{path}: file not found")
+    try:
+        loaded = trimesh.load(path, force="mesh", process=False)
+    except Exception as e:  # trimesh raises many types for bad files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MeshError(f"{path}: unreadable mesh ({msg})") from None
+    if isinstance(loaded, trimesh.Scene):  # force="mesh" gives an empty Scene when nothing was read
+        loaded = loaded.to_geometry() if loaded.geometry else None
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise MeshError(f"{path}: no triangle mesh in the file (got {type(loaded).__name__})")
+    vertices, faces = np.asarray(loaded.vertices), np.asarray(loaded.faces)
+    if len(vertices) == 0:
+        raise MeshError(f"{path}: mesh has no vertices")
+    if len(faces) == 0:
+        raise MeshError(f"{path}: mesh has no faces")
+    if not np.isfinite(vertices).all():
+        bad = int((~np.isfinite(vertices).all(axis=1)).sum())
+        raise MeshError(f"{path}: {bad} vertices are NaN or inf")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise MeshError(f"{path}: faces index vertices that do not exist")
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    if mesh.area <= 0:
+        raise MeshError(f"{path}: mesh has zero surface area")
+    return mesh

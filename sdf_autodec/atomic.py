@@ -1,0 +1,39 @@
+"""Atomic file writes: a reader (or a resumed run) never sees a half-written file.
+
+Everything the project writes goes to a temporary name in the destination folder, then is renamed
+into place with ``os.replace`` (atomic on POSIX and Windows within one filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``path``.
+
+    ``tmp_path`` keeps ``path``'s suffix, so writers that pick a format by suffix work.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, write_file: Callable) -> None:
+    """Like :func:`atomic_write`, but ``write_file`` receives an open binary file."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            write_file(f)
+
+    atomic_write(path, write)

@@ -1,0 +1,56 @@
+"""Self-describing checkpoints, written atomically and loaded without unpickling arbitrary objects.
+
+A checkpoint is a plain dict of tensors and primitives (loaded with ``torch.load(weights_only=True)``):
+
+- ``schema_version``: :data:`SCHEMA_VERSION`; ``kind``: what produced it (e.g. ``"shapes"``);
+- ``config``: the run's configuration as plain dicts/lists/scalars, enough to rebuild the model;
+- ``epoch``: epochs completed; ``decoder``: its ``state_dict``; ``latents``: ``(N, D)`` codes;
+- ``instance_ids``: the N instance names, in the order of the latent rows;
+- ``optimizer``: the optimiser's ``state_dict`` (for resuming); ``extra``: anything else plain.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdf_autodec.atomic import atomic_write
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema_version", "kind", "config", "epoch", "decoder", "latents", "instance_ids")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, of another schema, or incompatible with the config."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (see module docstring) atomically; ``schema_version`` is filled in."""
+    missing = [k for k in REQUIRED_KEYS if k != "schema_version" and k not in payload]
+    if missing:
+        raise ValueError(f"checkpoint payload lacks {missing}")
+    payload = {**payload, "schema_version": SCHEMA_VERSION}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; every failure is a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line}") from None
+    if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path}: not an sdf-autodec checkpoint (missing keys)")
+    if payload["schema_version"] != SCHEMA_VERSION:
+        raise CheckpointError(f"{path}: checkpoint schema {payload['schema_version']}, this version reads {SCHEMA_VERSION}")
+    if kind is not None and payload["kind"] != kind:
+        raise CheckpointError(f"{path}: a {payload['kind']!r} checkpoint, expected {kind!r}")
+    return payload

@@ -1,0 +1,155 @@
+"""The on-disk dataset layout: DeepSDF's, so that DeepSDF-era tools read it, plus our extras.
+
+```
+DATA_DIR/
+  SdfSamples/<dataset>/<class>/<id>.npz                 pos, neg: (P, 4), (Q, 4) float32 rows x, y, z, sdf
+  NormalizationParameters/<dataset>/<class>/<id>.npz    offset (3,), scale (): normalised = (x + offset) * scale
+  SurfaceSamples/<dataset>/<class>/<id>.ply             surface points + normals, SOURCE frame (as DeepSDF)
+  PartialScans/<dataset>/<class>/<id>_v<k>.npz          virtual depth scans, NORMALISED frame (ours)
+  splits/{all,train,test}.json                          {"<dataset>": {"<class>": [ids]}}
+  manifest.json                                         one entry per input mesh (status, reason, timings)
+```
+SDF samples and partial scans live in the normalised frame; ``pos`` holds samples with sdf > 0.
+Written by ``data_prep``, read by ``sdf_autodec.shapes``; both go through this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.geometry.normalize import Normalization
+
+SDF_DIR = "SdfSamples"
+NORM_DIR = "NormalizationParameters"
+SURFACE_DIR = "SurfaceSamples"
+SCAN_DIR = "PartialScans"
+SPLIT_DIR = "splits"
+MANIFEST = "manifest.json"
+
+
+class DatasetError(RuntimeError):
+    """A dataset directory or one of its files is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class ShapeKey:
+    """Where a shape sits in the layout: ``<dataset>/<class>/<id>``."""
+
+    dataset: str
+    cls: str
+    id: str
+
+    @property
+    def rel(self) -> Path:
+        return Path(self.dataset) / self.cls / self.id
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Paths of one data directory."""
+
+    root: Path
+
+    def __init__(self, root: str | Path):
+        object.__setattr__(self, "root", Path(root))
+
+    def sdf(self, key: ShapeKey) -> Path:
+        return self.root / SDF_DIR / key.rel.with_suffix(".npz")
+
+    def normalization(self, key: ShapeKey) -> Path:
+        return self.root / NORM_DIR / key.rel.with_suffix(".npz")
+
+    def surface(self, key: ShapeKey) -> Path:
+        return self.root / SURFACE_DIR / key.rel.with_suffix(".ply")
+
+    def scan(self, key: ShapeKey, view: int) -> Path:
+        return self.root / SCAN_DIR / key.rel.parent / f"{key.id}_v{view:02d}.npz"
+
+    def split(self, name: str) -> Path:
+        return self.root / SPLIT_DIR / f"{name}.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def sdf_keys(self) -> list[ShapeKey]:
+        """Every shape that has SDF samples, sorted."""
+        base = self.root / SDF_DIR
+        return sorted(ShapeKey(p.parent.parent.name, p.parent.name, p.stem) for p in base.glob("*/*/*.npz"))
+
+
+def write_sdf_samples(path: Path, points: np.ndarray, sdf: np.ndarray) -> None:
+    """Split ``points: (N, 3)``, ``sdf: (N,)`` into DeepSDF's ``pos`` (sdf > 0) and ``neg`` arrays."""
+    rows = np.concatenate([points, sdf[:, None]], axis=1).astype(np.float32)
+    outside = rows[:, 3] > 0
+    atomic_write_bytes(path, lambda f: np.savez(f, pos=rows[outside], neg=rows[~outside]))
+
+
+def read_sdf_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(pos: (P, 4), neg: (Q, 4))`` float32, validated."""
+    try:
+        with np.load(path) as data:
+            pos, neg = data["pos"].astype(np.float32), data["neg"].astype(np.float32)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: SDF samples not found") from None
+    except Exception as e:  # zip/npz/pickle errors come in many types
+        raise DatasetError(f"{path}: unreadable SDF samples ({type(e).__name__}: {e})") from None
+    for name, a in (("pos", pos), ("neg", neg)):
+        if a.ndim != 2 or a.shape[1] != 4:
+            raise DatasetError(f"{path}: '{name}' has shape {a.shape}, expected (N, 4)")
+    pos, neg = pos[np.isfinite(pos).all(axis=1)], neg[np.isfinite(neg).all(axis=1)]
+    if len(pos) == 0 or len(neg) == 0:
+        raise DatasetError(f"{path}: no {'positive' if len(pos) == 0 else 'negative'} SDF samples")
+    return pos, neg
+
+
+def write_normalization(path: Path, norm: Normalization) -> None:
+    atomic_write_bytes(path, lambda f: np.savez(f, offset=norm.offset, scale=np.float64(norm.scale)))
+
+
+def read_normalization(path: Path) -> Normalization:
+    try:
+        with np.load(path) as data:
+            return Normalization(offset=np.asarray(data["offset"], dtype=np.float64).reshape(3), scale=float(data["scale"]))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: normalisation parameters not found") from None
+    except Exception as e:
+        raise DatasetError(f"{path}: unreadable normalisation parameters ({type(e).__name__}: {e})") from None
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=False).encode()))
+
+
+def split_to_keys(split: dict) -> list[ShapeKey]:
+    """``{"<dataset>": {"<class>": [ids]}}`` → keys, in file order."""
+    if not isinstance(split, dict):
+        raise DatasetError("split must map dataset → class → list of ids")
+    keys = []
+    for dataset, classes in split.items():
+        if not isinstance(classes, dict):
+            raise DatasetError(f"split entry {dataset!r} must map class → list of ids")
+        for cls, ids in classes.items():
+            keys.extend(ShapeKey(dataset, cls, str(i)) for i in ids)
+    return keys
+
+
+def keys_to_split(keys: list[ShapeKey]) -> dict:
+    split: dict = {}
+    for k in keys:
+        split.setdefault(k.dataset, {}).setdefault(k.cls, []).append(k.id)
+    return split
+
+
+def read_split(path: Path) -> list[ShapeKey]:
+    try:
+        return split_to_keys(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: split file not found") from None
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None

@@ -1,0 +1,53 @@
+"""Awkward and optional dependencies, imported here, lazily, and nowhere else.
+
+- :func:`open3d` — required, but its Linux wheel links the system library ``libusb-1.0``; where the
+  system lacks it we preload the copy shipped by the ``libusb-package`` wheel, so no root is needed.
+- :func:`tinycudann` — optional GPU backend; a missing package gives one line saying how to install it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import sys
+
+
+class MissingDependency(ImportError):
+    """An optional or system dependency is missing; the message says how to install it."""
+
+
+@functools.cache
+def open3d():
+    """Import and return the ``open3d`` module (``open3d`` or ``open3d-cpu`` wheel)."""
+    if sys.platform.startswith("linux") and ctypes.util.find_library("usb-1.0") is None:
+        try:
+            import libusb_package
+
+            path = libusb_package.get_library_path()
+            if path is not None:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except ImportError:
+            pass
+    try:
+        import open3d as o3d
+    except ImportError as e:
+        if "libusb" in str(e):
+            raise MissingDependency(
+                "open3d needs libusb-1.0: `pip install libusb-package` or `apt-get install libusb-1.0-0`"
+            ) from None
+        raise MissingDependency(f"open3d is not importable ({e}): `pip install open3d-cpu` (or open3d)") from None
+    return o3d
+
+
+@functools.cache
+def tinycudann():
+    """Import and return ``tinycudann``, or raise :class:`MissingDependency` with the install route."""
+    try:
+        import tinycudann as tcnn
+    except ImportError:
+        raise MissingDependency(
+            "backend=tcnn needs tinycudann, which has no PyPI wheel: with CUDA and a compiler, "
+            "pip install git+https://github.com/NVlabs/tiny-cuda-nn/#subdirectory=bindings/torch"
+        ) from None
+    return tcnn
