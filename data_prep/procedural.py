@@ -129,7 +129,9 @@ def _chair_legs(rng: np.random.Generator, width: float, depth: float, top: float
         bar = radius * 0.6
         parts.append(_cylinder(joints[-1, -1], joints[-1, 1], bar))
         parts.append(_cylinder(joints[1, -1], joints[1, 1], bar))
-        parts.append(_cylinder(_lerp(joints[-1, -1], joints[-1, 1], 0.5), _lerp(joints[1, -1], joints[1, 1], 0.5), bar))
+        left_mid = _lerp(joints[-1, -1], joints[-1, 1], 0.5)
+        right_mid = _lerp(joints[1, -1], joints[1, 1], 0.5)
+        parts.append(_cylinder(left_mid, right_mid, bar))
     return parts
 
 
@@ -154,7 +156,9 @@ def _chair_pedestal(rng: np.random.Generator, top: float) -> list[Manifold]:
     return parts
 
 
-def _chair_back(rng: np.random.Generator, width: float, depth: float, seat_y: float, seat_t: float) -> list[Manifold]:
+def _chair_back(
+    rng: np.random.Generator, width: float, depth: float, seat_y: float, seat_t: float
+) -> list[Manifold]:
     """Backrest on the rear edge of the seat: a solid panel, vertical slats or horizontal rails, tilted back."""
     height = rng.uniform(0.28, 0.55)
     thick = rng.uniform(0.025, 0.045)
@@ -252,7 +256,8 @@ def _table_legs(
         parts.append(_box((hx - t, y0, -hz), (hx + t, y1, hz)))
     if rng.random() < 0.3:  # lower shelf between the legs
         y = rng.uniform(0.1, 0.2)
-        parts.append(_box((-hx - radius * taper, y, -hz - radius * taper), (hx + radius * taper, y + 0.025, hz + radius * taper)))
+        rim = radius * taper
+        parts.append(_box((-hx - rim, y, -hz - rim), (hx + rim, y + 0.025, hz + rim)))
     return parts
 
 
@@ -260,7 +265,8 @@ def _table_pedestal(rng: np.random.Generator, x: float, top: float, reach: float
     """Central column at ``(x, 0)`` on a disc or on a cross of feet spanning ``reach``."""
     column_r = rng.uniform(0.035, 0.07)
     base_h = rng.uniform(0.025, 0.05)
-    parts = [_cylinder((x, base_h - _OVERLAP, 0), (x, top + _OVERLAP, 0), column_r * rng.uniform(1.0, 1.6), column_r)]
+    flare = rng.uniform(1.0, 1.6)
+    parts = [_cylinder((x, base_h - _OVERLAP, 0), (x, top + _OVERLAP, 0), column_r * flare, column_r)]
     if rng.random() < 0.5:
         parts.append(_cylinder((x, 0, 0), (x, base_h, 0), reach, reach * rng.uniform(0.6, 1.0)))
     else:

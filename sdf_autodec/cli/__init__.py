@@ -1,0 +1,1 @@
+"""Entry points: one console script ``sdf-autodec`` whose subcommands are thin Hydra apps."""

@@ -1,0 +1,57 @@
+"""The pipeline's subcommands: each is a schema, a preset in conf/, and one library call."""
+
+from __future__ import annotations
+
+import sys
+
+from data_prep.prep import PrepConfig, prep_dataset
+from sdf_autodec.cli.app import hydra_app
+from sdf_autodec.shapes.complete import CompleteConfig, complete
+from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
+from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.train import TrainConfig, train
+
+
+def run_prep(cfg: PrepConfig) -> None:
+    report = prep_dataset(cfg)
+    print(f"prep: {len(report.ok)} ok ({len(report.skipped)} already done), {len(report.failed)} failed; manifest: {report.manifest}")
+    for reason in report.failed.values():
+        print(f"  failed: {reason}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def run_train(cfg: TrainConfig) -> None:
+    model = train(cfg)
+    print(f"train: {len(model.ids)} shapes; checkpoint: {model.checkpoint}")
+
+
+def run_complete(cfg: CompleteConfig) -> None:
+    report = complete(cfg)
+    ok = sum(1 for r in report["scans"].values() if r["status"] == "ok")
+    print(f"complete: {ok}/{len(report['scans'])} scans completed; report: {cfg.output}/completion.json")
+    if ok == 0:
+        sys.exit(1)
+
+
+def run_mesh(cfg: MeshRunConfig) -> None:
+    report = mesh_run(cfg)
+    ok = sum(1 for r in report.values() if r["status"] == "ok")
+    print(f"mesh: {ok}/{len(report)} meshes written to {cfg.output}")
+
+
+def run_eval(cfg: EvalConfig) -> None:
+    result = evaluate(cfg)
+    m = result["mean"]
+    print(
+        f"eval: {result['count']} meshes; mean chamfer x1000 {m['chamfer_x1000']:.3f}, "
+        f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m.get('normal_consistency', float('nan')):.3f}; "
+        f"written to {cfg.output}"
+    )
+
+
+prep_main = hydra_app("prep", PrepConfig, run_prep)
+train_main = hydra_app("train", TrainConfig, run_train)
+complete_main = hydra_app("complete", CompleteConfig, run_complete)
+mesh_main = hydra_app("mesh", MeshRunConfig, run_mesh)
+eval_main = hydra_app("eval", EvalConfig, run_eval)

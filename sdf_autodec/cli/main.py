@@ -1,0 +1,48 @@
+"""``sdf-autodec <command> [key=value ...]``: dispatch to the subcommand's Hydra app."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "prep": ("sdf_autodec.cli.commands", "prep_main", "meshes → SDF samples, surface samples, partial scans (DeepSDF layout)"),
+    "train": ("sdf_autodec.cli.commands", "train_main", "train the autodecoder: decoder + one latent per shape"),
+    "complete": ("sdf_autodec.cli.commands", "complete_main", "partial scans → fitted latents → completed meshes"),
+    "mesh": ("sdf_autodec.cli.commands", "mesh_main", "training latents → meshes (marching cubes)"),
+    "eval": ("sdf_autodec.cli.commands", "eval_main", "meshes vs ground truth → metrics JSON (Chamfer, F-score, NC)"),
+    "demo": ("sdf_autodec.cli.demo", "demo_main", "all of it on the bundled procedural shapes"),
+}
+
+USAGE = """usage: sdf-autodec <command> [key=value ...] [--help]
+
+commands:
+{commands}
+
+`sdf-autodec <command> --help` shows the command's configuration and presets.
+examples:
+  sdf-autodec prep input=meshes/ output=data/
+  sdf-autodec train data=data/ run=runs/a model=small epochs=300
+  sdf-autodec complete run=runs/a input=data/PartialScans output=completed/
+  sdf-autodec mesh run=runs/a output=meshes/ resolution=256
+  sdf-autodec eval pred=completed/ gt=data/ output=metrics.json
+  sdf-autodec demo output=demo_out
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE.format(commands="\n".join(f"  {n:<9} {h}" for n, (_, _, h) in COMMANDS.items())))
+        return
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"sdf-autodec: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    module, attr, _ = COMMANDS[command]
+    sys.argv = [f"sdf-autodec {command}", *rest]
+    getattr(importlib.import_module(module), attr)()
+
+
+if __name__ == "__main__":
+    main()

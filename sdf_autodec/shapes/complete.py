@@ -1,0 +1,113 @@
+"""``sdf-autodec complete``: partial scans → latent codes (frozen decoder, masked loss) → meshes.
+
+Scans are processed in batches of ``batch_size``: their observations are stacked and all codes are
+fitted together by the core's batched fitting. Writes, in OUTPUT::
+
+    <scan stem>.ply        completed mesh (normalised frame, or source frame with ``normalization=``)
+    latents.npz            names (S,), codes (S, D)
+    completion.json        per scan: final loss, data loss, points used, mesh path or the reason it has none
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.core.fitting import FitConfig, fit_latents
+from sdf_autodec.core.observations import Observations
+from sdf_autodec.geometry.layout import read_normalization, write_json
+from sdf_autodec.shapes.loss import clamped_l1
+from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_mesh, write_mesh
+from sdf_autodec.shapes.observations import ObservationConfig, observe
+from sdf_autodec.shapes.scans import ScanError, find_scans, read_scan
+from sdf_autodec.shapes.train import load_trained
+
+
+@dataclass
+class CompleteConfig:
+    """Shape completion from partial scans."""
+
+    run: str = ""
+    """Run directory (or checkpoint file) of a trained model."""
+    input: str = ""
+    """A scan (.npz/.ply/.pcd) or a folder of them, in the model's normalised frame unless ``normalization`` is set."""
+    output: str = ""
+    """Folder for the completed meshes, codes and report."""
+    normalization: str = ""
+    """Optional NormalizationParameters npz: scans are in that shape's source frame; meshes are written back in it."""
+    batch_size: int = 16
+    """Scans fitted together in one batch."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """Latent optimisation."""
+    observe: ObservationConfig = field(default_factory=ObservationConfig)
+    """How scans become SDF observations."""
+    mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
+    """Mesh extraction of the completed shapes."""
+    clamp: float = 0.1
+    """Clamp δ of the loss (as in training)."""
+    device: str = "auto"
+    """``auto``, ``cpu`` or ``cuda``."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def complete(cfg: CompleteConfig) -> dict:
+    """Complete every scan under ``cfg.input``; returns the report written to ``completion.json``."""
+    if not cfg.run or not cfg.input or not cfg.output:
+        raise ValueError("complete needs run=RUN_DIR input=SCAN_OR_FOLDER output=OUT_DIR")
+    model = load_trained(cfg.run, cfg.device)
+    device = model.latents.device
+    norm = read_normalization(Path(cfg.normalization)) if cfg.normalization else None
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"run": str(model.checkpoint), "config": json.loads(json.dumps(asdict(cfg))), "scans": {}}
+    scans = []
+    for path in find_scans(cfg.input):
+        try:
+            scan = read_scan(path)
+        except ScanError as e:
+            report["scans"][path.stem] = {"status": "failed", "reason": str(e)}
+            tqdm.write(f"skipped {e}")
+            continue
+        if norm is not None:
+            scan.points = norm.apply(scan.points)
+            scan.camera_origin = None if scan.camera_origin is None else norm.apply(scan.camera_origin[None])[0]
+        scans.append(scan)
+    names, codes = [], []
+    element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
+    batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
+    for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
+        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, i])) for i, s in enumerate(batch)]
+        obs = Observations(
+            queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
+            targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
+            lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
+        )
+        result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit)
+        for k, scan in enumerate(batch):
+            entry = {
+                "status": "ok",
+                "loss": float(result.losses[k]),
+                "data_loss": float(result.data_losses[k]),
+                "initial_loss": float(result.history[0, k]),
+                "points": int(len(scan.points)),
+                "camera": scan.camera_origin is not None,
+            }
+            try:
+                mesh = extract_mesh(model.decoder, result.codes[k], cfg.mesh)
+                entry["mesh"] = str(write_mesh(mesh, out / f"{scan.name}.ply", norm))
+            except EmptyLevelSet as e:
+                entry.update(status="no_surface", reason=str(e))
+            report["scans"][scan.name] = entry
+            names.append(scan.name)
+            codes.append(result.codes[k].cpu().numpy())
+    if codes:
+        atomic_write_bytes(out / "latents.npz", lambda f: np.savez(f, names=np.array(names), codes=np.stack(codes)))
+    write_json(out / "completion.json", report)
+    return report

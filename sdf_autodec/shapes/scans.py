@@ -1,0 +1,97 @@
+"""Reading partial observations: point clouds with or without a camera.
+
+Accepted inputs:
+
+- ``.npz`` with ``points: (M, 3)`` and optionally ``camera_origin: (3,)`` (or ``world_to_camera:
+  (4, 4)``) and ``normals: (M, 3)`` — what ``sdf-autodec prep`` writes to ``PartialScans/``;
+- ``.ply`` / ``.pcd`` / ``.xyz`` point clouds (normals used when present), read with Open3D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdf_autodec.optional import open3d
+
+SCAN_SUFFIXES = (".npz", ".ply", ".pcd", ".xyz", ".pts")
+
+
+class ScanError(ValueError):
+    """A scan file is missing, unreadable or empty; ``str(e)`` names the file."""
+
+
+@dataclass
+class PartialScan:
+    """A partial observation of one shape."""
+
+    name: str
+    points: np.ndarray  # (M, 3) float64
+    camera_origin: np.ndarray | None = None  # (3,)
+    normals: np.ndarray | None = None  # (M, 3), pointing outwards
+
+
+def read_scan(path: str | Path) -> PartialScan:
+    path = Path(path)
+    if not path.is_file():
+        raise ScanError(f"{path}: scan not found")
+    camera = normals = None
+    if path.suffix == ".npz":
+        try:
+            with np.load(path) as data:
+                if "points" not in data:
+                    raise ScanError(f"{path}: npz has no 'points' array (has {sorted(data.keys())})")
+                points = np.asarray(data["points"], dtype=np.float64)
+                if "camera_origin" in data:
+                    camera = np.asarray(data["camera_origin"], dtype=np.float64).reshape(3)
+                elif "world_to_camera" in data:
+                    m = np.asarray(data["world_to_camera"], dtype=np.float64).reshape(4, 4)
+                    camera = -m[:3, :3].T @ m[:3, 3]
+                if "normals" in data:
+                    normals = np.asarray(data["normals"], dtype=np.float64)
+        except ScanError:
+            raise
+        except Exception as e:
+            raise ScanError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+    elif path.suffix in SCAN_SUFFIXES:
+        cloud = open3d().io.read_point_cloud(str(path))
+        points = np.asarray(cloud.points, dtype=np.float64)
+        normals = np.asarray(cloud.normals, dtype=np.float64) if cloud.has_normals() else None
+    else:
+        raise ScanError(f"{path}: unsupported scan format (use {', '.join(SCAN_SUFFIXES)})")
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ScanError(f"{path}: points have shape {points.shape}, expected (M, 3)")
+    keep = np.isfinite(points).all(axis=1)
+    if keep.sum() < 10:
+        raise ScanError(f"{path}: only {int(keep.sum())} finite points; need at least 10")
+    if normals is not None and normals.shape != points.shape:
+        normals = None
+    return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep])
+
+
+def find_scans(path: str | Path) -> list[Path]:
+    """A scan file, or every scan file in a folder (sorted, recursive)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ScanError(f"{path}: no such scan file or folder")
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SCAN_SUFFIXES)
+    if not found:
+        raise ScanError(f"{path}: no scans ({', '.join(SCAN_SUFFIXES)}) in the folder")
+    return found
+
+
+def estimate_normals(points: np.ndarray, k: int = 30) -> np.ndarray:
+    """Unit normals of a raw cloud (Open3D PCA + consistent tangent-plane orientation), flipped so
+    that on average they point away from the centroid. ``(M, 3)`` → ``(M, 3)``."""
+    o3d = open3d()
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=k))
+    cloud.orient_normals_consistent_tangent_plane(min(k, 15))
+    normals = np.asarray(cloud.normals)
+    if np.mean(np.sum(normals * (points - points.mean(axis=0)), axis=1)) < 0:
+        normals = -normals
+    return normals
