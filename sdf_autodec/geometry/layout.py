@@ -36,7 +36,7 @@ class DatasetError(RuntimeError):
     """A dataset directory or one of its files is missing or malformed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ShapeKey:
     """Where a shape sits in the layout: ``<dataset>/<class>/<id>``."""
 

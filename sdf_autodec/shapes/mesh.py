@@ -60,7 +60,7 @@ def marching_cubes_mesh(values: np.ndarray | torch.Tensor, lo: float = -1.0, hi:
     if v.min() > level or v.max() < level:
         raise EmptyLevelSet(f"no surface: grid values lie in [{v.min():.4g}, {v.max():.4g}], level {level} is not crossed")
     h = grid_spacing(v.shape[0], lo, hi)
-    verts, faces, _, _ = marching_cubes(v, level=level, spacing=(h, h, h), gradient_direction="ascent")
+    verts, faces, _, _ = marching_cubes(v, level=level, spacing=(h, h, h), gradient_direction="descent")
     return trimesh.Trimesh(verts + lo, faces, process=False)
 
 

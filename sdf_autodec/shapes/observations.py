@@ -4,8 +4,12 @@ For each observed surface point ``p`` with unit direction ``d`` (the viewing ray
 or the outward normal when the camera is unknown):
 
 - ``p`` itself: SDF = 0;
-- ``p - η d`` (in front of the surface, towards the camera): SDF = +η;
-- ``p + η d`` (behind the surface): SDF = -η;
+- ``p - η d`` (in front of the surface, towards the camera): SDF = +η |cos θ|;
+- ``p + η d`` (behind the surface): SDF = -η |cos θ|;
+
+where θ is the angle between ``d`` and the surface normal (estimated from the cloud when the scan
+has none): along a ray the distance to a plane shrinks by |cos θ|, and rays that graze the surface
+(θ above ``grazing_limit_deg``) are not used, since there ``p + η d`` may leave the shape again.
 - with a camera, free-space points ``c + t (p - c)`` on the ray between where it enters the unit
   sphere and ``free_space_margin`` before the hit: there the SDF is only known to be positive, so
   they enter as a one-sided (hinge) constraint with bound 0.
@@ -35,7 +39,9 @@ class ObservationConfig:
     free_space_margin: float = 0.05
     """Free-space samples stay at least this far (normalised units) in front of the hit."""
     normal_knn: int = 30
-    """Neighbours for normal estimation when neither camera nor normals are known."""
+    """Neighbours for normal estimation when the scan has no normals."""
+    grazing_limit_deg: float = 75.0
+    """Surface points seen at a larger angle between ray and normal are not used (camera scans)."""
 
 
 @dataclass
@@ -49,18 +55,29 @@ class ShapeObservations:
 
 def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator) -> ShapeObservations:
     """Build the observations of one scan (already in the model's normalised frame)."""
-    pick = rng.choice(len(scan.points), cfg.num_surface, replace=len(scan.points) < cfg.num_surface)
+    normals = scan.normals if scan.normals is not None else estimate_normals(scan.points, cfg.normal_knn, orient=scan.camera_origin is None)
+    if scan.camera_origin is not None:
+        rays = scan.points - scan.camera_origin
+        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        cos = np.abs(np.sum(rays * normals, axis=1))
+        usable = np.flatnonzero(cos >= np.cos(np.deg2rad(cfg.grazing_limit_deg)))
+        if len(usable) == 0:
+            usable = np.arange(len(scan.points))
+    else:
+        usable = np.arange(len(scan.points))
+    pick = usable[rng.choice(len(usable), cfg.num_surface, replace=len(usable) < cfg.num_surface)]
     p = scan.points[pick]
     if scan.camera_origin is not None:
         to_point = p - scan.camera_origin
         ray_length = np.linalg.norm(to_point, axis=1, keepdims=True)
         d = to_point / ray_length  # viewing ray: camera → surface
+        offset = cfg.eta * cos[pick]
         front, behind = p - cfg.eta * d, p + cfg.eta * d
     else:
-        normals = scan.normals[pick] if scan.normals is not None else estimate_normals(scan.points, cfg.normal_knn)[pick]
-        front, behind = p + cfg.eta * normals, p - cfg.eta * normals
+        offset = np.full(len(p), cfg.eta)
+        front, behind = p + cfg.eta * normals[pick], p - cfg.eta * normals[pick]
     queries = [p, front, behind]
-    targets = [np.zeros(len(p)), np.full(len(p), cfg.eta), np.full(len(p), -cfg.eta)]
+    targets = [np.zeros(len(p)), offset, -offset]
     bounds = [np.zeros(3 * len(p), dtype=bool)]
     if scan.camera_origin is not None and cfg.free_space_per_point > 0:
         n_free = int(round(cfg.free_space_per_point * len(p)))

@@ -84,12 +84,17 @@ def find_scans(path: str | Path) -> list[Path]:
     return found
 
 
-def estimate_normals(points: np.ndarray, k: int = 30) -> np.ndarray:
-    """Unit normals of a raw cloud (Open3D PCA + consistent tangent-plane orientation), flipped so
-    that on average they point away from the centroid. ``(M, 3)`` → ``(M, 3)``."""
+def estimate_normals(points: np.ndarray, k: int = 30, orient: bool = True) -> np.ndarray:
+    """Unit normals of a raw cloud by Open3D's PCA over ``k`` neighbours. ``(M, 3)`` → ``(M, 3)``.
+
+    With ``orient``, they are made consistent (tangent-plane propagation) and flipped so that on
+    average they point away from the centroid; without, their sign is arbitrary.
+    """
     o3d = open3d()
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=k))
+    if not orient:
+        return np.asarray(cloud.normals)
     cloud.orient_normals_consistent_tangent_plane(min(k, 15))
     normals = np.asarray(cloud.normals)
     if np.mean(np.sum(normals * (points - points.mean(axis=0)), axis=1)) < 0:

@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny prepared data directory and a tiny trained run, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from data_prep.prep import PrepConfig, prep_dataset
+from data_prep.sampling import SampleConfig
+from sdf_autodec.nn.mlp import DecoderConfig
+from sdf_autodec.shapes.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY_MODEL = DecoderConfig(latent_size=8, depth=3, width=32, skip_layers=[2], dropout=0.0)
+
+
+def tiny_train_config(data: Path, run: Path, **overrides) -> TrainConfig:
+    cfg = TrainConfig(
+        data=str(data), run=str(run), model=TINY_MODEL, epochs=4, scenes_per_batch=2, samples_per_scene=256,
+        checkpoint_every=2, code_reg_rampup_epochs=2, progress=False,
+    )
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def mesh_dir(tmp_path_factory) -> Path:
+    """Four watertight meshes in two class folders."""
+    root = tmp_path_factory.mktemp("meshes")
+    (root / "round").mkdir()
+    (root / "boxy").mkdir()
+    trimesh.creation.icosphere(subdivisions=3, radius=0.7).export(root / "round" / "ball.ply")
+    trimesh.creation.capsule(height=1.0, radius=0.3).export(root / "round" / "pill.obj")
+    trimesh.creation.box((1.0, 0.5, 0.3)).export(root / "boxy" / "brick.off")
+    trimesh.creation.box((0.4, 0.4, 1.2)).export(root / "boxy" / "post.stl")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_dir(mesh_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    cfg = PrepConfig(input=str(mesh_dir), output=str(out), dataset="tiny", samples=SampleConfig(num_samples=4000, surface_points=2000), test_fraction=0.5)
+    report = prep_dataset(cfg)
+    assert not report.failed and len(report.ok) == 4
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_dir, tmp_path_factory) -> Path:
+    from sdf_autodec.shapes.train import train
+
+    run = tmp_path_factory.mktemp("run")
+    train(tiny_train_config(data_dir, run, epochs=40, samples_per_scene=512, lr_decoder=3e-3, lr_codes=3e-3))
+    return run

@@ -1,0 +1,186 @@
+"""Shapes domain: training, resume, meshing, metrics, observations and completion."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from conftest import tiny_train_config
+from sdf_autodec.core.checkpoint import CheckpointError
+from sdf_autodec.core.fitting import FitConfig
+from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf
+from sdf_autodec.geometry.grid import grid_points
+from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, read_split
+from sdf_autodec.shapes.complete import CompleteConfig, complete
+from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
+from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, marching_cubes_mesh
+from sdf_autodec.shapes.metrics import point_metrics
+from sdf_autodec.shapes.observations import ObservationConfig, observe
+from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.scans import PartialScan, read_scan
+from sdf_autodec.shapes.train import train
+
+
+def test_two_epoch_training_smoke(data_dir, tmp_path):
+    model = train(tiny_train_config(data_dir, tmp_path / "run", epochs=2))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+    assert model.latents.shape == (2, 8)  # the train split of the tiny data
+    assert set(model.ids) == {k.id for k in read_split(DatasetLayout(data_dir).split("train"))}
+    assert (tmp_path / "run" / "loss.png").is_file()
+
+
+def test_training_lowers_the_loss(trained_run):
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["data"] < 0.7 * rows[0]["data"]
+
+
+def test_resume_reproduces_an_uninterrupted_run(data_dir, tmp_path):
+    straight = train(tiny_train_config(data_dir, tmp_path / "a", epochs=4))
+    train(tiny_train_config(data_dir, tmp_path / "b", epochs=2))
+    resumed = train(tiny_train_config(data_dir, tmp_path / "b", epochs=4))
+    for (name, a), (_, b) in zip(straight.decoder.state_dict().items(), resumed.decoder.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(straight.latents, resumed.latents)
+    assert len((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_resume_refuses_another_model(data_dir, tmp_path):
+    train(tiny_train_config(data_dir, tmp_path / "r", epochs=2))
+    cfg = tiny_train_config(data_dir, tmp_path / "r", epochs=3)
+    cfg.model.width = 48
+    with pytest.raises(CheckpointError, match="trained with model"):
+        train(cfg)
+
+
+def test_missing_data_and_bad_split_are_clear(data_dir, tmp_path):
+    with pytest.raises(DatasetError, match="data directory not found"):
+        train(tiny_train_config(tmp_path / "nowhere", tmp_path / "r"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no shapes"):
+        train(tiny_train_config(tmp_path / "empty", tmp_path / "r"))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tiny": {"round": ["ball", "ghost"]}}))
+    with pytest.raises(DatasetError, match="ghost"):
+        train(tiny_train_config(data_dir, tmp_path / "r", split=str(bad)))
+
+
+def test_marching_cubes_of_an_analytic_sphere():
+    res = 64
+    values = sphere_sdf(grid_points(res), 0.5).reshape(res, res, res)
+    mesh = marching_cubes_mesh(values)
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.abs(radii - 0.5).max() < 2.0 / (res - 1) * 0.1
+    assert mesh.is_watertight and mesh.volume > 0  # outward-facing
+    assert abs(mesh.volume - 4 / 3 * np.pi * 0.125) / (4 / 3 * np.pi * 0.125) < 0.01
+
+
+def test_marching_cubes_of_a_box_is_where_the_box_is():
+    res = 41
+    values = box_sdf(grid_points(res), (0.5, 0.25, 0.75)).reshape(res, res, res)
+    mesh = marching_cubes_mesh(values)
+    np.testing.assert_allclose(mesh.bounds, [[-0.5, -0.25, -0.75], [0.5, 0.25, 0.75]], atol=1e-6)
+
+
+def test_empty_level_set_is_a_clear_error():
+    with pytest.raises(EmptyLevelSet, match="no surface"):
+        marching_cubes_mesh(torch.ones(8, 8, 8))
+
+
+def test_chamfer_and_fscore_on_known_point_sets():
+    gt = np.array([[0.0, 0, 0], [1.0, 0, 0]])
+    pred = gt + [0.0, 0.1, 0.0]
+    m = point_metrics(pred, gt, scale=1.0)
+    assert np.isclose(m["chamfer"], 0.01 + 0.01) and np.isclose(m["chamfer_x1000"], 20.0)
+    assert np.isclose(m["chamfer_l1"], 0.1)
+    assert m["fscore@1%"] == 0.0 and m["fscore@2%"] == 0.0
+    m = point_metrics(gt + [0.0, 0.005, 0.0], gt, scale=1.0)
+    assert m["fscore@1%"] == 1.0
+    # one extra far point in pred: precision 2/3, recall 1
+    m = point_metrics(np.vstack([gt, [[5.0, 0, 0]]]), gt, scale=1.0)
+    assert np.isclose(m["fscore@1%"], 2 * (2 / 3) / (2 / 3 + 1))
+    assert np.isclose(m["chamfer"], 16.0 / 3)
+
+
+def test_normal_consistency_is_orientation_free():
+    pts = np.random.default_rng(0).normal(size=(200, 3))
+    n = pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    assert np.isclose(point_metrics(pts, pts, n, -n)["normal_consistency"], 1.0)
+
+
+def test_observations_from_a_scan_with_camera():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(8000, 3))
+    pts = 0.5 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    camera = np.array([0.0, 0.0, 2.5])
+    pts = pts[np.sum(pts * (camera - pts), axis=1) > 0]  # what the camera sees
+    obs = observe(PartialScan("s", pts, camera), ObservationConfig(num_surface=200, eta=0.01), rng)
+    n = 200
+    assert obs.queries.shape == (4 * n, 3) and obs.lower_bound.sum() == n
+    truth = sphere_sdf(obs.queries, 0.5)
+    exact = ~obs.lower_bound
+    np.testing.assert_allclose(truth[exact], obs.targets[exact], atol=1e-3)  # ±eta |cos θ| along the rays
+    assert (truth[obs.lower_bound] >= obs.targets[obs.lower_bound]).all()  # free space really is outside
+    assert (np.linalg.norm(obs.queries[obs.lower_bound], axis=1) <= 1.0 + 1e-6).all()
+
+
+def test_free_space_hinge_is_one_sided():
+    from sdf_autodec.core.observations import Observations
+    from sdf_autodec.shapes.loss import clamped_l1
+
+    obs = Observations(torch.zeros(1, 3, 3), torch.tensor([[0.0, 0.0, 0.05]]), lower_bound=torch.tensor([[True, True, False]]))
+    pred = torch.tensor([[[0.08], [-0.03], [0.02]]])
+    assert torch.allclose(clamped_l1(pred, obs, 0.1), torch.tensor([[0.0, 0.03, 0.03]]))
+
+
+def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path):
+    layout = DatasetLayout(data_dir)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for key in read_split(layout.split("test")):
+        (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    (scans / "broken.npz").write_bytes(b"not an npz")
+    cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / "out"), fit=FitConfig(iterations=60), mesh=MeshConfig(resolution=32), progress=False)
+    cfg.observe.num_surface = 500
+    report = complete(cfg)
+    assert report["scans"]["broken"]["status"] == "failed" and "broken.npz" in report["scans"]["broken"]["reason"]
+    done = {k: v for k, v in report["scans"].items() if k != "broken"}
+    assert len(done) == 2
+    for entry in done.values():
+        assert entry["loss"] < entry["initial_loss"]
+    with np.load(tmp_path / "out" / "latents.npz") as z:
+        assert z["codes"].shape == (2, 8)
+
+
+def test_mesh_and_eval_commands(trained_run, data_dir, tmp_path):
+    report = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "m"), resolution=32, progress=False))
+    ok = [k for k, v in report.items() if v["status"] == "ok"]
+    assert ok, report
+    result = evaluate(EvalConfig(pred=str(tmp_path / "m"), gt=str(data_dir), output=str(tmp_path / "metrics.json"), num_points=2000, progress=False))
+    assert set(result["shapes"]) == set(ok) and result["count"] == len(ok)
+    assert {"chamfer", "chamfer_x1000", "fscore@1%", "fscore@2%", "normal_consistency"} <= set(result["mean"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["count"] == len(ok)
+
+
+def test_mesh_in_source_frame_round_trips(trained_run, data_dir, tmp_path):
+    normalized = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "n"), resolution=32, progress=False))
+    ok = [k for k, v in normalized.items() if v["status"] == "ok"]
+    assert ok, normalized
+    source = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "s"), ids=ok, resolution=32, frame="source", progress=False))
+    a, b = trimesh.load(normalized[ok[0]]["mesh"]), trimesh.load(source[ok[0]]["mesh"])
+    assert not np.allclose(a.vertices, b.vertices)
+    a_eval = evaluate(EvalConfig(pred=str(tmp_path / "n"), gt=str(data_dir), output=str(tmp_path / "a.json"), num_points=1000, progress=False))
+    b_eval = evaluate(EvalConfig(pred=str(tmp_path / "s"), gt=str(data_dir), output=str(tmp_path / "b.json"), pred_frame="source", num_points=1000, progress=False))
+    assert np.isclose(a_eval["mean"]["chamfer"], b_eval["mean"]["chamfer"], rtol=1e-3)
+
+
+def test_read_scan_formats(tmp_path):
+    pts = np.random.default_rng(0).normal(size=(50, 3))
+    np.savez(tmp_path / "a.npz", points=pts, camera_origin=np.array([0, 0, 3.0]))
+    s = read_scan(tmp_path / "a.npz")
+    assert s.points.shape == (50, 3) and s.camera_origin.tolist() == [0, 0, 3.0]
+    (tmp_path / "b.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 50\nHEIGHT 1\nPOINTS 50\nDATA ascii\n" + "\n".join(" ".join(map(str, p)) for p in pts) + "\n")
+    s = read_scan(tmp_path / "b.pcd")
+    assert s.points.shape == (50, 3) and s.camera_origin is None
