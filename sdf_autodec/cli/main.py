@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sdf-autodec: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     module, attr, _ = COMMANDS[command]
+    from sdf_autodec.optional import tune_glibc_malloc
+
+    tune_glibc_malloc()
     sys.argv = [f"sdf-autodec {command}", *rest]
     getattr(importlib.import_module(module), attr)()
 
