@@ -188,8 +188,11 @@ def prep_dataset(cfg: PrepConfig) -> PrepReport:
         try:
             entries[name] = prep_mesh(path, key, layout, cfg)
             report.ok.append(name)
-        except (MeshError, ValueError) as e:
-            reason = str(e) if str(path) in str(e) else f"{path}: {e}"
+        except Exception as e:  # noqa: BLE001 — one bad mesh must never stop the batch
+            message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            if not isinstance(e, (MeshError, ValueError)):
+                message = f"unexpected {type(e).__name__}: {message}"
+            reason = message if str(path) in message else f"{path}: {message}"
             entries[name] = {"source": str(path), "status": "failed", "reason": reason}
             report.failed[name] = reason
             tqdm.write(f"skipped {reason}")

@@ -1,5 +1,6 @@
 """The command line: presets compose, help works, bad input gives one clear line and a non-zero exit."""
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -79,3 +80,17 @@ def test_prep_fails_only_when_nothing_succeeds(tmp_path):
     (tmp_path / "in" / "bad.obj").write_text("nonsense\n")
     out = cli("prep", f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "samples.num_samples=100")
     assert out.returncode == 1 and "bad.obj" in out.stdout
+
+
+def test_demo_runs_end_to_end_on_tiny_settings(tmp_path):
+    out = cli(
+        "demo", f"output={tmp_path / 'demo'}", "shapes.shapes_per_family=2", "shapes.families=[chair,table]",
+        "samples.num_samples=3000", "samples.surface_points=2000", "train.epochs=30", "train.samples_per_scene=512",
+        "fit.iterations=10", "observe.num_surface=200", "resolution=24", "reconstruct=1", timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["test_shapes"] and summary["train_shapes"] == 2
+    assert set(summary["seconds"]) >= {"generate", "prep", "train", "complete", "mesh", "eval", "total"}
+    assert {"chamfer", "fscore@1%"} <= set(summary["completion"])
+    assert (tmp_path / "demo" / "run" / "checkpoints" / "latest.pt").is_file()

@@ -184,3 +184,19 @@ def test_read_scan_formats(tmp_path):
     (tmp_path / "b.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 50\nHEIGHT 1\nPOINTS 50\nDATA ascii\n" + "\n".join(" ".join(map(str, p)) for p in pts) + "\n")
     s = read_scan(tmp_path / "b.pcd")
     assert s.points.shape == (50, 3) and s.camera_origin is None
+
+
+def test_completion_does_not_depend_on_batching(trained_run, data_dir, tmp_path):
+    layout = DatasetLayout(data_dir)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for key in read_split(layout.split("all"))[:3]:
+        (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    codes = []
+    for batch_size in (1, 3):
+        cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / f"b{batch_size}"), batch_size=batch_size, fit=FitConfig(iterations=20), mesh=MeshConfig(resolution=16), progress=False)
+        cfg.observe.num_surface = 200
+        complete(cfg)
+        with np.load(tmp_path / f"b{batch_size}" / "latents.npz") as z:
+            codes.append(z["codes"])
+    np.testing.assert_allclose(codes[0], codes[1], atol=1e-5)

@@ -21,6 +21,7 @@ from sdf_autodec.geometry.layout import DatasetLayout, read_split, write_json
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig
+from sdf_autodec.shapes.observations import ObservationConfig
 from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
 from sdf_autodec.shapes.train import TrainConfig, train
 
@@ -39,8 +40,10 @@ class DemoConfig:
     """Held-out fraction per family, completed from its virtual scan."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Training (the preset sets the small model)."""
-    fit: FitConfig = field(default_factory=lambda: FitConfig(iterations=400))
+    fit: FitConfig = field(default_factory=lambda: FitConfig(iterations=300))
     """Latent fitting of the held-out scans."""
+    observe: ObservationConfig = field(default_factory=lambda: ObservationConfig(num_surface=1000))
+    """How the held-out scans become SDF observations."""
     resolution: int = 128
     """Marching-cubes grid of the completed and reconstructed meshes."""
     reconstruct: int = 4
@@ -81,22 +84,31 @@ def run_demo(cfg: DemoConfig) -> dict:
         target.symlink_to(layout.scan(key, 0).resolve())
     fit = cfg.fit
     fit.seed = cfg.seed
-    complete_cfg = CompleteConfig(run=str(run_dir), input=str(scans_dir), output=str(out / "completed"), fit=fit, mesh=MeshConfig(resolution=cfg.resolution), batch_size=len(test_keys))
+    complete_cfg = CompleteConfig(
+        run=str(run_dir), input=str(scans_dir), output=str(out / "completed"), fit=fit, observe=cfg.observe,
+        mesh=MeshConfig(resolution=cfg.resolution), batch_size=len(test_keys),
+    )
     stage("complete", lambda: complete(complete_cfg))
     recon_ids = model.ids[: cfg.reconstruct]
     stage("mesh", lambda: mesh_run(MeshRunConfig(run=str(run_dir), output=str(out / "reconstructed"), ids=recon_ids, resolution=cfg.resolution)))
 
-    def evaluate_both():
-        return (
-            evaluate(EvalConfig(pred=str(out / "completed"), gt=str(data_dir), output=str(out / "metrics_completion.json"), seed=cfg.seed)),
-            evaluate(EvalConfig(pred=str(out / "reconstructed"), gt=str(data_dir), output=str(out / "metrics_reconstruction.json"), seed=cfg.seed)),
-        )
+    def score(pred: Path, name: str) -> dict | None:
+        if not any(pred.glob("*.ply")):
+            print(f"[demo] no {name} mesh has a surface: nothing to score (train longer)")
+            return None
+        return evaluate(EvalConfig(pred=str(pred), gt=str(data_dir), output=str(out / f"metrics_{name}.json"), seed=cfg.seed, progress=False))
 
-    completion, reconstruction = stage("eval", evaluate_both)
+    completion, reconstruction = stage("eval", lambda: (score(out / "completed", "completion"), score(out / "reconstructed", "reconstruction")))
     pick = ("chamfer", "chamfer_x1000", "chamfer_l1", "fscore@1%", "fscore@2%", "normal_consistency")
+
+    def brief(result: dict | None) -> dict:
+        if result is None:
+            return {"shapes": 0, **{k: None for k in pick}}
+        return {"shapes": result["count"], **{k: result["mean"][k] for k in pick}, "median_chamfer": result["median"]["chamfer"]}
+
     summary = {
-        "completion": {"shapes": completion["count"], **{k: completion["mean"][k] for k in pick}, "median_chamfer": completion["median"]["chamfer"]},
-        "reconstruction": {"shapes": reconstruction["count"], **{k: reconstruction["mean"][k] for k in pick}},
+        "completion": brief(completion),
+        "reconstruction": brief(reconstruction),
         "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
         "train_shapes": len(model.ids),
         "test_shapes": [k.id for k in test_keys],
@@ -110,14 +122,15 @@ def run_demo(cfg: DemoConfig) -> dict:
         "config": json.loads(json.dumps(asdict(cfg))),
     }
     write_json(out / "summary.json", summary)
-    c, r = summary["completion"], summary["reconstruction"]
-    print(
-        f"\n[demo] done in {summary['seconds']['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})\n"
-        f"  completion of {c['shapes']} held-out scans: chamfer {c['chamfer']:.5f} (x1000: {c['chamfer_x1000']:.2f}), "
-        f"F@1% {c['fscore@1%']:.3f}, F@2% {c['fscore@2%']:.3f}, NC {c['normal_consistency']:.3f}\n"
-        f"  reconstruction of {r['shapes']} training shapes: chamfer {r['chamfer']:.5f}, F@1% {r['fscore@1%']:.3f}\n"
-        f"  meshes: {out / 'completed'} and {out / 'reconstructed'}; summary: {out / 'summary.json'}"
-    )
+    print(f"\n[demo] done in {summary['seconds']['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
+    for name in ("completion", "reconstruction"):
+        m = summary[name]
+        if m["shapes"]:
+            print(
+                f"  {name} ({m['shapes']} shapes): chamfer {m['chamfer']:.5f} (x1000: {m['chamfer_x1000']:.2f}), "
+                f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m['normal_consistency']:.3f}"
+            )
+    print(f"  meshes: {out / 'completed'} and {out / 'reconstructed'}; summary: {out / 'summary.json'}")
     return summary
 
 

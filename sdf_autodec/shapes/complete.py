@@ -11,6 +11,7 @@ fitted together by the core's batched fitting. Writes, in OUTPUT::
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.core.fitting import FitConfig, fit_latents
 from sdf_autodec.core.observations import Observations
+from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.layout import read_normalization, write_json
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_mesh, write_mesh
@@ -83,13 +85,15 @@ def complete(cfg: CompleteConfig) -> dict:
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
     for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
-        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, i])) for i, s in enumerate(batch)]
+        # every random draw is keyed by the scan's name: a scan's result does not depend on its batch
+        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, zlib.crc32(s.name.encode())])) for s in batch]
+        init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for s in batch]) * cfg.fit.init_std
         obs = Observations(
             queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
             targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
         )
-        result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit)
+        result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init.to(device))
         for k, scan in enumerate(batch):
             entry = {
                 "status": "ok",
