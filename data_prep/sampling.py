@@ -1,14 +1,18 @@
-"""Signed-distance and surface samples of a normalised mesh, with Open3D's RaycastingScene.
+"""Signed-distance and surface samples of a normalised mesh, robust to non-watertight input.
 
-Near-surface samples follow DeepSDF's PreprocessMesh: area-weighted surface points, each perturbed
-twice with isotropic Gaussian noise (variances 0.005 and 0.0005), plus uniform samples in the cube
-``[-1, 1]^3``; 47/50 of the samples lie near the surface. Distances are exact (closest point);
-signs come from ray-parity votes (``sign_rays`` rays per point, majority wins).
+Near-surface samples follow DeepSDF's PreprocessMesh: area-weighted points on the outer (visible)
+surface, each perturbed twice with isotropic Gaussian noise (variances 0.005 and 0.0005), plus
+uniform samples in the cube ``[-1, 1]^3``; 47/50 of the samples lie near the surface.
+Distances are exact (closest point, Open3D/Embree). Signs come from ray-parity voting on the
+cleaned mesh without its interior parts (see :mod:`data_prep.signs`); every sample keeps its
+*agreement* (fraction of rays that agree with its sign), and samples below the configured
+agreement are dropped and counted in the QA record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
@@ -16,12 +20,17 @@ import trimesh
 from sdf_autodec.optional import open3d
 
 
+UNANIMOUS = 0.95
+"""Agreement below which a sample counts as disputed in QA: any dissenting ray of the parity vote
+(8/9 < 0.95), or a winding number farther than 0.05 from 0 or 1."""
+
+
 @dataclass
 class SampleConfig:
-    """How many SDF samples to draw per shape, and where."""
+    """How many SDF samples to draw per shape, where, and how signs are decided."""
 
     num_samples: int = 500_000
-    """Total SDF samples per shape (DeepSDF: 500000)."""
+    """SDF samples drawn per shape (DeepSDF: 500000), before dropping unsure signs."""
     near_fraction: float = 0.94
     """Fraction of samples near the surface (DeepSDF: 47/50); the rest are uniform in the cube."""
     variance: float = 0.005
@@ -30,10 +39,32 @@ class SampleConfig:
     """Variance of the tight near-surface perturbation (DeepSDF: variance / 10)."""
     cube_half_size: float = 1.0
     """Uniform samples lie in ``[-h, h]^3``."""
-    sign_rays: int = 3
-    """Rays voting on each sample's sign (odd)."""
+    sign_method: str = "auto"
+    """``auto`` (parity vote if the cleaned mesh is watertight, else winding number), ``parity`` or ``winding``."""
+    sign_rays: int = 9
+    """Rays voting on each sample's sign (odd), for the parity vote."""
+    min_agreement: float = 0.75
+    """Samples whose majority is weaker than this fraction of the rays are dropped."""
+    visibility_views: int = 100
+    """Cameras on a sphere that decide which faces are outer surface (DeepSDF: 100)."""
+    visibility_resolution: int = 128
+    """Rays per camera side for the visibility pass."""
     surface_points: int = 30_000
-    """Surface samples (points + normals) kept for evaluation (DeepSDF: 30000)."""
+    """Outer-surface samples (points + normals) kept for evaluation (DeepSDF: 30000)."""
+
+
+@dataclass
+class ShapeSamples:
+    """Everything sampled from one shape (normalised frame)."""
+
+    points: np.ndarray  # (N, 3) float32
+    sdf: np.ndarray  # (N,) float32, negative inside
+    agreement: np.ndarray  # (N,) float32 in [0.5, 1]
+    surface_points: np.ndarray  # (S, 3)
+    surface_normals: np.ndarray  # (S, 3)
+    outer: trimesh.Trimesh  # the cleaned mesh without interior parts (used for scans)
+    qa: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # seconds per stage: surface, sign, distance
 
 
 def raycasting_scene(mesh: trimesh.Trimesh):
@@ -48,7 +79,8 @@ def raycasting_scene(mesh: trimesh.Trimesh):
 
 
 def signed_distance(scene, points: np.ndarray, sign_rays: int = 3) -> np.ndarray:
-    """SDF (negative inside) of ``points: (N, 3)`` → ``(N,)`` float32."""
+    """Open3D's own SDF (negative inside; majority of ``sign_rays`` parities). Exact for watertight
+    meshes only: the reference the robust path is checked against. ``(N, 3)`` → ``(N,)``."""
     if sign_rays < 1 or sign_rays % 2 == 0:
         raise ValueError(f"sign_rays must be a positive odd number, got {sign_rays}")
     o3d = open3d()
@@ -62,19 +94,100 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     return np.asarray(points), np.asarray(mesh.face_normals[face_index])
 
 
-def sample_sdf(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """SDF samples of a mesh already in the normalised frame: ``points: (N, 3)``, ``sdf: (N,)``."""
+def near_and_uniform_points(surface: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> np.ndarray:
+    """DeepSDF's query points: ``(num_samples, 3)``, near-surface first (wide, then tight), then uniform."""
     if not 0.0 <= cfg.near_fraction <= 1.0:
         raise ValueError(f"near_fraction must lie in [0, 1], got {cfg.near_fraction}")
     num_near = 2 * (int(cfg.num_samples * cfg.near_fraction) // 2)
-    num_uniform = cfg.num_samples - num_near
-    surface, _ = sample_surface(mesh, num_near // 2, rng)
+    on_surface, _ = sample_surface(surface, num_near // 2, rng)
     near = np.concatenate(
         [
-            surface + rng.normal(0.0, np.sqrt(cfg.variance), surface.shape),
-            surface + rng.normal(0.0, np.sqrt(cfg.second_variance), surface.shape),
+            on_surface + rng.normal(0.0, np.sqrt(cfg.variance), on_surface.shape),
+            on_surface + rng.normal(0.0, np.sqrt(cfg.second_variance), on_surface.shape),
         ]
     )
-    uniform = rng.uniform(-cfg.cube_half_size, cfg.cube_half_size, (num_uniform, 3))
-    points = np.concatenate([near, uniform]).astype(np.float32)
-    return points, signed_distance(raycasting_scene(mesh), points, cfg.sign_rays)
+    uniform = rng.uniform(-cfg.cube_half_size, cfg.cube_half_size, (cfg.num_samples - num_near, 3))
+    return np.concatenate([near, uniform]).astype(np.float32)
+
+
+@dataclass
+class OuterSurface:
+    """A mesh made ready for signing: cleaned, interior parts removed, seen faces oriented outwards."""
+
+    outer: trimesh.Trimesh  # cleaned, oriented, without interior components: distances and signs
+    visible: trimesh.Trimesh  # faces seen from outside: where samples are drawn
+    scene: object  # Open3D RaycastingScene of ``outer``
+    method: str  # "parity" or "winding"
+    qa: dict
+
+
+def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
+    """Clean ``mesh``, find which faces are seen from outside (and from which side), orient them,
+    drop components never seen, and pick the sign method (see :mod:`data_prep.signs`)."""
+    from data_prep.repair import clean_mesh, face_components, face_visibility, orient_by_visibility
+
+    if cfg.sign_method not in ("auto", "parity", "winding"):
+        raise ValueError(f"sign_method must be auto, parity or winding, got {cfg.sign_method!r}")
+    cleaned, report = clean_mesh(mesh)
+    if len(cleaned.faces) == 0:
+        raise ValueError("no faces left after removing degenerate and duplicated faces")
+    vis = face_visibility(cleaned, cfg.visibility_views, cfg.visibility_resolution)
+    visible = vis.visible
+    if not visible.any():
+        raise ValueError("no face is visible from outside")
+    oriented, flipped = orient_by_visibility(cleaned, vis)
+    labels = face_components(cleaned)
+    outer_labels = np.unique(labels[visible])
+    keep = np.isin(labels, outer_labels)
+    outer = trimesh.Trimesh(oriented.vertices, oriented.faces[keep], process=False)
+    watertight = bool(cleaned.is_watertight)
+    method = cfg.sign_method if cfg.sign_method != "auto" else ("parity" if watertight else "winding")
+    qa = {
+        "watertight": bool(mesh.is_watertight),
+        "watertight_after_clean": watertight,
+        "sign_method": method,
+        "components": int(len(np.unique(labels))),
+        "interior_components_removed": int(len(np.unique(labels)) - len(outer_labels)),
+        "merged_vertices": report.merged_vertices,
+        "degenerate_faces": report.degenerate_faces,
+        "duplicate_faces": report.duplicate_faces,
+        "faces_reoriented": flipped,
+        "visible_face_fraction": round(float(visible.mean()), 4),
+    }
+    visible_surface = trimesh.Trimesh(cleaned.vertices, cleaned.faces[visible], process=False)
+    return OuterSurface(outer, visible_surface, raycasting_scene(outer), method, qa)
+
+
+def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inside test on ``surface`` by its method: ``(N, 3)`` → ``inside (N,)`` bool, ``agreement (N,)`` float32."""
+    from data_prep.signs import SignConfig, vote_inside, winding_inside
+
+    if surface.method == "parity":
+        inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays, min_agreement=cfg.min_agreement), seed)
+    else:
+        inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
+    return inside, agreement.astype(np.float32)
+
+
+def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> ShapeSamples:
+    """Clean ``mesh`` (normalised frame), find its outer surface, and sample SDF and surface points."""
+    from data_prep.signs import unsigned_distance
+
+    t = {}
+    t0 = time.perf_counter()
+    surface = outer_surface(mesh, cfg)
+    points = near_and_uniform_points(surface.visible, cfg, rng)
+    surface_points, surface_normals = sample_surface(surface.visible, cfg.surface_points, rng)
+    t["surface"], t0 = time.perf_counter() - t0, time.perf_counter()
+    inside, agreement = robust_sign(surface, points, cfg, seed=int(rng.integers(2**31)))
+    t["sign"], t0 = time.perf_counter() - t0, time.perf_counter()
+    distance = unsigned_distance(surface.scene, points)
+    t["distance"] = time.perf_counter() - t0
+    sdf = np.where(inside, -distance, distance).astype(np.float32)
+    sure = agreement >= cfg.min_agreement
+    qa = {
+        **surface.qa,
+        "sign_disagreement_rate": round(float((agreement < UNANIMOUS).mean()), 6),
+        "dropped_fraction": round(float(1.0 - sure.mean()), 6),
+    }
+    return ShapeSamples(points[sure], sdf[sure], agreement[sure], surface_points, surface_normals, surface.outer, qa, t)

@@ -44,7 +44,7 @@ def mesh_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(mesh_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
-    cfg = PrepConfig(input=str(mesh_dir), output=str(out), dataset="tiny", samples=SampleConfig(num_samples=4000, surface_points=2000), test_fraction=0.5)
+    cfg = PrepConfig(input=str(mesh_dir), output=str(out), dataset="tiny", samples=SampleConfig(num_samples=4000, surface_points=2000), test_fraction=0.5, workers=1)
     report = prep_dataset(cfg)
     assert not report.failed and len(report.ok) == 4
     return out

@@ -7,8 +7,9 @@ import pytest
 import trimesh
 
 from data_prep.mesh_io import MeshError, load_mesh
-from data_prep.prep import PrepConfig, crawl_meshes, prep_dataset, split_keys
-from data_prep.sampling import SampleConfig, sample_sdf
+from data_prep.crawl import crawl_meshes
+from data_prep.prep import PrepConfig, prep_dataset, split_keys
+from data_prep.sampling import SampleConfig, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, scan_mesh
 from sdf_autodec.geometry.analytic import sphere_sdf
 from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split
@@ -17,8 +18,10 @@ from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalizat
 def test_sample_counts_and_proportions():
     mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
     cfg = SampleConfig(num_samples=10_000)
-    points, sdf = sample_sdf(mesh, cfg, np.random.default_rng(0))
-    assert points.shape == (10_000, 3) and sdf.shape == (10_000,)
+    samples = sample_shape(mesh, cfg, np.random.default_rng(0))
+    points, sdf = samples.points, samples.sdf
+    assert points.shape == (10_000, 3) and sdf.shape == (10_000,)  # a sphere: every sign is sure
+    assert samples.qa["sign_method"] == "parity" and samples.qa["dropped_fraction"] == 0.0
     near, uniform = points[:9400], points[9400:]  # DeepSDF: 47/50 near the surface
     assert np.abs(np.linalg.norm(near, axis=1) - 0.5).mean() < 0.1
     assert np.abs(uniform).max() <= 1.0 and np.abs(uniform).mean() > 0.4
@@ -31,10 +34,10 @@ def test_sample_counts_and_proportions():
 def test_sampling_is_deterministic_by_seed():
     mesh = trimesh.creation.box((1, 1, 1))
     cfg = SampleConfig(num_samples=1000)
-    a = sample_sdf(mesh, cfg, np.random.default_rng(5))
-    b = sample_sdf(mesh, cfg, np.random.default_rng(5))
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+    a = sample_shape(mesh, cfg, np.random.default_rng(5))
+    b = sample_shape(mesh, cfg, np.random.default_rng(5))
+    np.testing.assert_array_equal(a.points, b.points)
+    np.testing.assert_array_equal(a.sdf, b.sdf)
 
 
 def test_prep_writes_the_deepsdf_layout(data_dir, mesh_dir):
@@ -60,7 +63,7 @@ def test_prep_writes_the_deepsdf_layout(data_dir, mesh_dir):
 
 def test_prep_resumes_without_redoing(data_dir, mesh_dir):
     before = {p: p.stat().st_mtime_ns for p in (data_dir / "SdfSamples").rglob("*.npz")}
-    cfg = PrepConfig(input=str(mesh_dir), output=str(data_dir), dataset="tiny", samples=SampleConfig(num_samples=4000, surface_points=2000), test_fraction=0.5)
+    cfg = PrepConfig(input=str(mesh_dir), output=str(data_dir), dataset="tiny", samples=SampleConfig(num_samples=4000, surface_points=2000), test_fraction=0.5, workers=1)
     report = prep_dataset(cfg)
     assert sorted(report.skipped) == sorted(report.ok) and len(report.ok) == 4
     assert before == {p: p.stat().st_mtime_ns for p in (data_dir / "SdfSamples").rglob("*.npz")}
@@ -76,7 +79,7 @@ def test_bad_meshes_are_named_skipped_and_recorded(tmp_path):
     (src / "nofaces.off").write_text("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n")
     (src / "truncated.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 100\n")
     out = tmp_path / "out"
-    report = prep_dataset(PrepConfig(input=str(src), output=str(out), samples=SampleConfig(num_samples=500, surface_points=100)))
+    report = prep_dataset(PrepConfig(input=str(src), output=str(out), samples=SampleConfig(num_samples=500, surface_points=100), workers=1))
     assert report.ok == ["in/good"]
     assert set(report.failed) == {"in/garbage", "in/empty", "in/nan", "in/nofaces", "in/truncated"}
     for name, reason in report.failed.items():
@@ -102,7 +105,7 @@ def test_multi_object_scene_is_merged(tmp_path):
 def test_crawl_flat_and_class_folders(tmp_path):
     (tmp_path / "flat").mkdir()
     trimesh.creation.box().export(tmp_path / "flat" / "a.obj")
-    assert [(c, p.name) for c, p in crawl_meshes(tmp_path / "flat")] == [("flat", "a.obj")]
+    assert [(m.cls, m.id, m.path.name) for m in crawl_meshes(tmp_path / "flat")] == [("flat", "a", "a.obj")]
 
 
 def test_split_is_per_class_and_deterministic():

@@ -14,8 +14,11 @@ from sdf_autodec.shapes.train import TrainConfig, train
 
 def run_prep(cfg: PrepConfig) -> None:
     report = prep_dataset(cfg)
-    print(f"prep: {len(report.ok)} ok ({len(report.skipped)} already done), {len(report.failed)} failed; manifest: {report.manifest}")
-    for reason in report.failed.values():
+    print(
+        f"prep: {len(report.ok)} ok ({len(report.skipped)} already done), {len(report.rejected)} rejected, "
+        f"{len(report.failed)} failed; manifest: {report.manifest}"
+    )
+    for reason in [*report.rejected.values(), *report.failed.values()]:
         print(f"  failed: {reason}")
     if not report.ok:
         sys.exit(1)

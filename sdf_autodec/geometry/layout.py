@@ -77,17 +77,30 @@ class DatasetLayout:
     def manifest(self) -> Path:
         return self.root / MANIFEST
 
+    def shard_manifest(self, index: int, count: int) -> Path:
+        """The manifest a ``shard=index/count`` run writes (merged by a later unsharded run)."""
+        return self.root / f"manifest.shard-{index}-of-{count}.json"
+
+    def manifests(self) -> list[Path]:
+        """Every manifest present: shard manifests first, then the main one (later wins when merged)."""
+        return sorted(self.root.glob("manifest.shard-*-of-*.json")) + ([self.manifest] if self.manifest.is_file() else [])
+
     def sdf_keys(self) -> list[ShapeKey]:
         """Every shape that has SDF samples, sorted."""
         base = self.root / SDF_DIR
         return sorted(ShapeKey(p.parent.parent.name, p.parent.name, p.stem) for p in base.glob("*/*/*.npz"))
 
 
-def write_sdf_samples(path: Path, points: np.ndarray, sdf: np.ndarray) -> None:
-    """Split ``points: (N, 3)``, ``sdf: (N,)`` into DeepSDF's ``pos`` (sdf > 0) and ``neg`` arrays."""
+def write_sdf_samples(path: Path, points: np.ndarray, sdf: np.ndarray, agreement: np.ndarray | None = None) -> None:
+    """Split ``points: (N, 3)``, ``sdf: (N,)`` into DeepSDF's ``pos`` (sdf > 0) and ``neg`` arrays.
+
+    ``agreement: (N,)`` (how sure each sign is, in [0.5, 1]) is stored as ``pos_agreement`` and
+    ``neg_agreement`` beside them; DeepSDF's readers ignore the extra arrays.
+    """
     rows = np.concatenate([points, sdf[:, None]], axis=1).astype(np.float32)
     outside = rows[:, 3] > 0
-    atomic_write_bytes(path, lambda f: np.savez(f, pos=rows[outside], neg=rows[~outside]))
+    extra = {} if agreement is None else {"pos_agreement": agreement[outside].astype(np.float16), "neg_agreement": agreement[~outside].astype(np.float16)}
+    atomic_write_bytes(path, lambda f: np.savez(f, pos=rows[outside], neg=rows[~outside], **extra))
 
 
 def read_sdf_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:

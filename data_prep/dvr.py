@@ -1,0 +1,155 @@
+"""Real depth scans in the DVR / Occupancy Networks format, loaded into the project's ``Scan``.
+
+One object directory holds ``depth/XXXX0001.exr`` (one depth map per view, camera-frame z, ``+inf``
+background), ``cameras.npz`` (``world_mat_i``: 4x4 world-to-camera, ``camera_mat_i``: 4x4 intrinsics
+in normalised device coordinates) and ``pointcloud.npz`` (ground-truth ``points`` and ``normals`` on
+the full shape, in the same world frame as the cameras).
+
+Camera convention, checked on all 20 x 24 views of ``shared/data/scans/dvr_tables``: the DVR camera
+frame already is OpenCV's (x right, y down = image rows, z forward, depth = camera-frame z > 0) and
+``world_mat`` is a proper rotation plus translation (det +1, no scale). Flipping y moves the median
+distance to the ground truth from ~0.002 to 0.01-0.2, so the axes are not mirrored. DVR's NDC pixel
+convention, ``x_ndc = (u + 0.5) / W * 2 - 1``, becomes the pixel matrix
+``K = [[W/2, 0, W/2], [0, H/2, H/2], [0, 0, 1]] @ camera_mat[:3, :3]``, so that
+``[u + 0.5, v + 0.5, 1] ~ K @ p_cam``: the centre of pixel ``(u, v)`` sits at ``(u + 0.5, v + 0.5)``,
+which is also the convention of Open3D's ``create_rays_pinhole`` used by ``data_prep.scanner``.
+
+Should a ``world_mat`` carry a uniform scale ``s`` (``world_mat[:3, :3] = s * R``), ``Camera``'s
+``world_to_camera`` holds the rigid part ``[R | t / s]`` (camera frame in world units, so
+``Camera.origin`` is the true camera centre) and ``Scan.depth`` is the file's depth divided by ``s``.
+Anything else (shear, non-uniform scale, a mirror) is rejected with a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.scanner import Camera, Scan
+from sdf_autodec.optional import MissingDependency
+
+
+def read_exr_depth(path) -> np.ndarray:
+    """The first of the ``R``/``Z``/``Y``/``depth`` channels (or the only channel) of an EXR file.
+
+    Returns ``(H, W)`` float32; NaN becomes ``+inf`` (background). The DVR files are half floats.
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unreadable one.
+    """
+    try:
+        import OpenEXR
+    except ImportError:
+        raise MissingDependency("reading EXR depth maps needs OpenEXR: `pip install OpenEXR`") from None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: EXR depth map not found")
+    try:
+        channels = OpenEXR.File(str(path), separate_channels=True).channels()
+    except Exception as e:  # OpenEXR raises RuntimeError for corrupt/truncated files
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: unreadable EXR file ({reason})") from None
+    name = next((c for c in ("R", "Z", "Y", "depth") if c in channels), None)
+    if name is None and len(channels) == 1:
+        name = next(iter(channels))
+    if name is None:
+        raise ValueError(f"{path}: no depth channel among {sorted(channels)}")
+    depth = np.asarray(channels[name].pixels, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"{path}: channel {name!r} has shape {depth.shape}, expected (H, W)")
+    return np.where(np.isnan(depth), np.float32(np.inf), depth)
+
+
+def _load_cameras(object_dir: Path) -> dict[str, np.ndarray]:
+    path = object_dir / "cameras.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: cameras.npz not found")
+    try:
+        with np.load(path) as f:
+            return {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+    except Exception as e:
+        raise ValueError(f"{path}: unreadable cameras file ({e})") from None
+
+
+def _dvr_camera(
+    cameras: dict[str, np.ndarray], view: int, width: int, height: int, where: Path
+) -> tuple[Camera, float]:
+    """Our ``Camera`` for one DVR view, and the world_mat's scale ``s`` (1 for a rigid one)."""
+    world_mat, camera_mat = cameras[f"world_mat_{view}"], cameras[f"camera_mat_{view}"]
+    if world_mat.shape != (4, 4) or camera_mat.shape != (4, 4):
+        raise ValueError(f"{where}: view {view}: world_mat/camera_mat must be 4x4")
+    a = world_mat[:3, :3]
+    det = np.linalg.det(a)
+    if not np.allclose(world_mat[3], [0, 0, 0, 1]) or det <= 0:
+        raise ValueError(f"{where}: view {view}: world_mat is not a rotation+translation (det {det:.3g})")
+    s = float(np.cbrt(det))
+    r = a / s
+    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4):
+        raise ValueError(f"{where}: view {view}: world_mat has shear or non-uniform scale")
+    k_ndc = camera_mat
+    pinhole = np.allclose(k_ndc[2:], [[0, 0, 1, 0], [0, 0, 0, 1]]) and np.allclose(k_ndc[:2, 3], 0)
+    if not pinhole:
+        raise ValueError(f"{where}: view {view}: camera_mat is not a pinhole NDC matrix")
+    ndc_to_pixel = np.array([[width / 2, 0, width / 2], [0, height / 2, height / 2], [0, 0, 1]])
+    w2c = np.eye(4)
+    w2c[:3, :3], w2c[:3, 3] = r, world_mat[:3, 3] / s
+    return Camera(ndc_to_pixel @ k_ndc[:3, :3], w2c, width, height), s
+
+
+def load_dvr_views(object_dir, views: list[int]) -> list[Scan]:
+    """One ``Scan`` per view index: ``points`` ``(M_i, 3)`` float32 in the DVR world frame (the frame
+    of ``pointcloud.npz``), ``depth`` ``(H, W)`` float32 camera-frame z (256 x 256 here; ``inf`` =
+    background, as is any depth <= 0 or NaN in the file) and the view's ``Camera`` (OpenCV axes,
+    pixel intrinsics; see the module docstring). Views are read from ``depth/{view:04d}0001.exr``."""
+    object_dir = Path(object_dir)
+    cameras = _load_cameras(object_dir)
+    n_views = sum(re.fullmatch(r"world_mat_\d+", k) is not None for k in cameras)
+    scans = []
+    for view in views:
+        view = int(view)
+        if not 0 <= view < n_views or f"camera_mat_{view}" not in cameras:
+            raise ValueError(f"{object_dir / 'cameras.npz'}: view {view} out of range 0..{n_views - 1}")
+        depth = read_exr_depth(object_dir / "depth" / f"{view:04d}0001.exr")
+        h, w = depth.shape
+        camera, s = _dvr_camera(cameras, view, w, h, object_dir / "cameras.npz")
+        depth = np.where(depth > 0, depth / np.float32(s), np.float32(np.inf))  # 0 / negative / NaN: background
+        v, u = np.nonzero(np.isfinite(depth))
+        z = depth[v, u].astype(np.float64)
+        pix = np.stack([u + 0.5, v + 0.5, np.ones_like(z)])  # (3, M) pixel centres
+        p_cam = (np.linalg.solve(camera.intrinsics, pix) * z).T  # (M, 3)
+        r, t = camera.world_to_camera[:3, :3], camera.world_to_camera[:3, 3]
+        scans.append(Scan(((p_cam - t) @ r).astype(np.float32), depth, camera))
+    return scans
+
+
+def load_dvr_view(object_dir, view: int) -> Scan:
+    """One view as a ``Scan``; see ``load_dvr_views``."""
+    return load_dvr_views(object_dir, [view])[0]
+
+
+def merge_scans(scans: list[Scan]) -> tuple[np.ndarray, np.ndarray]:
+    """All points of several views, ``(M, 3)`` float32, and the camera centre that saw each, ``(M, 3)``
+    float32 (for free-space / ray reasoning in multi-view completion)."""
+    if not scans:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    points = np.concatenate([s.points for s in scans]).astype(np.float32)
+    origins = np.concatenate([np.broadcast_to(s.camera.origin, s.points.shape) for s in scans]).astype(np.float32)
+    return points, origins
+
+
+def load_dvr_ground_truth(object_dir) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth ``points`` ``(N, 3)`` float64 and unit ``normals`` ``(N, 3)`` float64 on the full
+    shape (stored as float16), in the same world frame as the scans. ``loc``/``scale`` in the file
+    describe the normalisation of the original mesh that is already applied; they are not used."""
+    path = Path(object_dir) / "pointcloud.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pointcloud.npz not found")
+    try:
+        with np.load(path) as f:
+            points, normals = np.asarray(f["points"], np.float64), np.asarray(f["normals"], np.float64)
+    except Exception as e:
+        raise ValueError(f"{path}: unreadable ground-truth point cloud ({e})") from None
+    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
+        raise ValueError(f"{path}: expected points and normals of shape (N, 3), got {points.shape}, {normals.shape}")
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return points, normals / np.where(length > 0, length, 1.0)

@@ -1,0 +1,113 @@
+"""Mesh clean-up before signing: what real (ShapeNet-like) meshes need and watertight ones never notice.
+
+- :func:`clean_mesh`: merge coincident vertices, drop degenerate faces, and drop duplicated faces
+  whatever their winding (a double-sided face or a copied part would otherwise count twice in a
+  ray-parity test and cancel itself out).
+- :func:`face_visibility`: which faces can be seen from outside, and from which side, by casting
+  rays from cameras on a sphere around the shape (DeepSDF's idea); components with no visible face
+  are interior parts, and :func:`orient_by_visibility` turns every seen face towards its viewers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import trimesh
+
+from data_prep.sampling import raycasting_scene
+from sdf_autodec.optional import open3d
+
+
+@dataclass
+class CleanReport:
+    """What :func:`clean_mesh` changed."""
+
+    merged_vertices: int
+    degenerate_faces: int
+    duplicate_faces: int
+
+
+def clean_mesh(mesh: trimesh.Trimesh, merge_tolerance: float = 1e-7) -> tuple[trimesh.Trimesh, CleanReport]:
+    """A copy of ``mesh`` with coincident vertices merged (within ``merge_tolerance`` of the shape's
+    extent), zero-area faces and duplicated faces (same three vertices, any order) removed."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    scale = float(np.ptp(vertices, axis=0).max()) or 1.0
+    keys = np.round(vertices / (scale * merge_tolerance)).astype(np.int64)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    faces = inverse[faces]
+    vertices = vertices[first]
+    areas = trimesh.triangles.area(vertices[faces])
+    nondegenerate = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2]) & (areas > 0)
+    kept = faces[nondegenerate]
+    _, unique_index = np.unique(np.sort(kept, axis=1), axis=0, return_index=True)
+    kept = kept[np.sort(unique_index)]
+    report = CleanReport(
+        merged_vertices=len(mesh.vertices) - len(vertices),
+        degenerate_faces=int((~nondegenerate).sum()),
+        duplicate_faces=int(nondegenerate.sum() - len(kept)),
+    )
+    return trimesh.Trimesh(vertices, kept, process=False), report
+
+
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` nearly uniform unit vectors, ``(n, 3)``."""
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i
+    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
+
+
+@dataclass
+class FaceVisibility:
+    """How often each face was hit from its front (along -normal) and from its back, ``(F,)`` each."""
+
+    front: np.ndarray
+    back: np.ndarray
+
+    @property
+    def visible(self) -> np.ndarray:
+        return (self.front + self.back) > 0
+
+
+def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 128, scene=None) -> FaceVisibility:
+    """Cast ``resolution``² parallel rays from each of ``views`` directions (a Fibonacci sphere) at the
+    mesh and count, per face, first hits on its front and on its back side."""
+    o3d = open3d()
+    scene = scene if scene is not None else raycasting_scene(mesh)
+    normals = np.asarray(mesh.face_normals)
+    centre = 0.5 * (mesh.bounds[0] + mesh.bounds[1])
+    radius = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0])) * 0.5 * 1.05
+    s = np.linspace(-radius, radius, resolution)
+    gu, gv = np.meshgrid(s, s, indexing="ij")
+    front = np.zeros(len(mesh.faces), dtype=np.int64)
+    back = np.zeros(len(mesh.faces), dtype=np.int64)
+    for d in fibonacci_sphere(views):
+        helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        a = np.cross(d, helper)
+        a /= np.linalg.norm(a)
+        b = np.cross(d, a)
+        origins = centre + 2 * radius * d + gu.reshape(-1, 1) * a + gv.reshape(-1, 1) * b
+        rays = np.concatenate([origins, np.broadcast_to(-d, origins.shape)], axis=1).astype(np.float32)
+        ids = scene.cast_rays(o3d.core.Tensor(rays))["primitive_ids"].numpy()
+        ids = ids[ids != scene.INVALID_ID].astype(np.int64)
+        seen_front = normals[ids] @ -d < 0  # ray travels along -d; the front side faces the camera
+        front += np.bincount(ids[seen_front], minlength=len(front))
+        back += np.bincount(ids[~seen_front], minlength=len(back))
+    return FaceVisibility(front, back)
+
+
+def orient_by_visibility(mesh: trimesh.Trimesh, vis: FaceVisibility) -> tuple[trimesh.Trimesh, int]:
+    """Flip the faces seen more often from their back than from their front; returns the mesh and
+    how many faces were flipped. Faces never seen keep their winding."""
+    flip = vis.back > vis.front
+    faces = np.asarray(mesh.faces).copy()
+    faces[flip] = faces[flip][:, ::-1]
+    return trimesh.Trimesh(mesh.vertices, faces, process=False), int(flip.sum())
+
+
+def face_components(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Connected-component label of every face (faces sharing an edge are connected), ``(F,)``."""
+    return trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces)) if len(mesh.faces) else np.zeros(0, int)
