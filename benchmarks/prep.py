@@ -1,0 +1,164 @@
+"""Benchmark: our preprocessing vs mesh_to_sdf, on the same meshes and sample counts, in one run.
+
+    .venv/bin/python benchmarks/prep.py [--quick] [--meshes N] [--points N] [--baseline-python PATH]
+
+Meshes: watertight PSB meshes from ../shared/data/meshes/psb (so the true sign of any point is
+known), each intact and damaged (holes, duplicated/flipped/double-sided faces, an interior part:
+``data_prep.damage.damage_all``). For each pipeline: seconds per mesh, meshes per second, and the
+share of near-surface samples (true distance < 0.1 in the normalised frame) whose sign matches the
+intact mesh. Ours also reports the share of samples it dropped as unsure (mesh_to_sdf never drops),
+and its time per stage. mesh_to_sdf runs in its own venv (benchmarks/README_mesh_to_sdf.md); its
+import time is excluded. Both run one process on one mesh at a time; ours is also timed with one
+worker per core. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from data_prep.crawl import MeshSource  # noqa: E402
+from data_prep.damage import damage_all  # noqa: E402
+from data_prep.mesh_io import load_mesh  # noqa: E402
+from data_prep.prep import PrepConfig, prep_dataset, prep_mesh  # noqa: E402
+from data_prep.sampling import SampleConfig, raycasting_scene, signed_distance  # noqa: E402
+from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples  # noqa: E402
+from sdf_autodec.geometry.normalize import deepsdf_normalization  # noqa: E402
+from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
+
+PSB = REPO.parent / "shared" / "data" / "meshes" / "psb"
+NEAR = 0.1
+
+
+def pick_meshes(count: int) -> list[Path]:
+    classes = sorted(p for p in PSB.iterdir() if p.is_dir())
+    per_class = [sorted(c.glob("*.off")) for c in classes]
+    chosen = []
+    for i in range(count):
+        chosen.append(per_class[i % len(per_class)][i // len(per_class)])
+    return chosen
+
+
+def truth_and_near(intact_source: trimesh.Trimesh, points_source: np.ndarray, norm) -> tuple[np.ndarray, np.ndarray]:
+    """True inside flags and the near-surface mask (normalised-frame distance < NEAR) of source-frame points."""
+    sdf = signed_distance(raycasting_scene(trimesh.Trimesh(norm.apply(intact_source.vertices), intact_source.faces)), norm.apply(points_source), 7)
+    return sdf < 0, np.abs(sdf) < NEAR
+
+
+def run_ours(path: Path, workdir: Path, points: int) -> tuple[np.ndarray, np.ndarray, float, dict, dict]:
+    cfg = PrepConfig(input=str(path.parent), output=str(workdir), samples=SampleConfig(num_samples=points), workers=1, progress=False)
+    source = MeshSource("bench", path.stem, path)
+    t0 = time.perf_counter()
+    entry = prep_mesh(source, "bench", str(workdir), cfg)
+    seconds = time.perf_counter() - t0
+    if entry["status"] != "ok":
+        raise RuntimeError(f"our pipeline did not finish {path}: {entry['reason']}")
+    layout, key = DatasetLayout(workdir), ShapeKey("bench", "bench", path.stem)
+    pos, neg = read_sdf_samples(layout.sdf(key))
+    rows = np.concatenate([pos, neg])
+    norm = read_normalization(layout.normalization(key))
+    return norm.invert(rows[:, :3]), rows[:, 3] < 0, seconds, entry["timings_s"], entry["qa"]
+
+
+def run_mesh_to_sdf(python: str, path: Path, points: int, out: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    cmd = [python, str(REPO / "benchmarks" / "mesh_to_sdf_baseline.py"), "--mesh", str(path), "--points", str(points), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={"PYOPENGL_PLATFORM": "osmesa", "PATH": "/usr/bin:/bin"})
+    if done.returncode != 0:
+        raise RuntimeError(f"mesh_to_sdf failed on {path}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    with np.load(out) as z:
+        source_points = z["points"].astype(np.float64) * float(z["scale"]) + z["center"]
+        return source_points, z["sdf"] < 0, float(z["seconds_total"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 meshes, 50k points: the same figures in under a minute (without the baseline)")
+    parser.add_argument("--meshes", type=int, default=6)
+    parser.add_argument("--points", type=int, default=250_000)
+    parser.add_argument("--baseline-python", default=str(REPO / ".venv-bench" / "bin" / "python"))
+    args = parser.parse_args()
+    if args.quick:
+        args.meshes, args.points = 2, 50_000
+    if not PSB.is_dir():
+        sys.exit(f"benchmarks/prep.py: {PSB} is absent; the benchmark needs the PSB meshes")
+    tune_glibc_malloc()
+    baseline = Path(args.baseline_python).is_file()
+    if not baseline:
+        print(f"mesh_to_sdf: not measured ({args.baseline_python} missing; see benchmarks/README_mesh_to_sdf.md)")
+
+    rows, stage_sums = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for path in pick_meshes(args.meshes):
+            intact = load_mesh(path)
+            norm = deepsdf_normalization(intact.vertices)
+            damaged_path = tmp / "damaged" / f"{path.parent.name}_{path.stem}.ply"
+            damaged_path.parent.mkdir(exist_ok=True)
+            damage_all(intact, np.random.default_rng(1)).export(damaged_path)
+            for variant, mesh_path in (("intact", path), ("damaged", damaged_path)):
+                row = {"mesh": f"{path.parent.name}/{path.name}", "variant": variant, "faces": len(intact.faces)}
+                pts, inside, seconds, stages, qa = run_ours(mesh_path, tmp / f"ours_{variant}_{path.parent.name}_{path.stem}", args.points)
+                truth, near = truth_and_near(intact, pts, norm)
+                row.update(ours_s=seconds, ours_acc=float((inside == truth)[near].mean()), ours_dropped=qa["dropped_fraction"], method=qa["sign_method"])
+                for k, v in stages.items():
+                    stage_sums.setdefault(k, []).append(v)
+                if baseline:
+                    pts, inside, seconds = run_mesh_to_sdf(args.baseline_python, mesh_path, args.points, tmp / "m2s.npz")
+                    truth, near = truth_and_near(intact, pts, norm)
+                    row.update(m2s_s=seconds, m2s_acc=float((inside == truth)[near].mean()))
+                rows.append(row)
+                print(
+                    f"{row['mesh']:<18} {variant:<8} ours {row['ours_s']:6.2f} s, sign acc {row['ours_acc']:.5f} "
+                    f"(dropped {row['ours_dropped']:.4f}, {row['method']})"
+                    + (f" | mesh_to_sdf {row['m2s_s']:6.2f} s, sign acc {row['m2s_acc']:.5f}" if baseline else ""),
+                    flush=True,
+                )
+        # throughput with one worker per core, on the intact meshes
+        src = tmp / "pool_src"
+        src.mkdir()
+        for path in pick_meshes(args.meshes):
+            (src / f"{path.parent.name}_{path.name}").symlink_to(path)
+        t0 = time.perf_counter()
+        prep_dataset(PrepConfig(input=str(src), output=str(tmp / "pool_out"), samples=SampleConfig(num_samples=args.points), progress=False))
+        pool_mps = args.meshes / (time.perf_counter() - t0)
+
+    def mean(key, variant=None):
+        vals = [r[key] for r in rows if key in r and (variant is None or r["variant"] == variant)]
+        return float(np.mean(vals)) if vals else None
+
+    ours_mps = 1.0 / mean("ours_s")
+    m2s_mps = 1.0 / mean("m2s_s") if baseline else None
+    print("\nour time per mesh by stage (s, mean):", ", ".join(f"{k} {np.mean(v):.3f}" for k, v in stage_sums.items()))
+    print(f"ours: {ours_mps:.3f} meshes/s in one process, {pool_mps:.3f} meshes/s with one worker per core")
+    if baseline:
+        print(f"mesh_to_sdf: {m2s_mps:.4f} meshes/s; speedup (one process each): {ours_mps / m2s_mps:.1f}x")
+    result = {
+        "meshes": args.meshes,
+        "points": args.points,
+        "meshes_per_s": ours_mps,
+        "meshes_per_s_all_cores": pool_mps,
+        "mesh_to_sdf_meshes_per_s": m2s_mps,
+        "speedup_vs_mesh_to_sdf": (ours_mps / m2s_mps) if baseline else None,
+        "sign_accuracy_intact": mean("ours_acc", "intact"),
+        "sign_accuracy_damaged": mean("ours_acc", "damaged"),
+        "dropped_fraction_damaged": mean("ours_dropped", "damaged"),
+        "mesh_to_sdf_sign_accuracy_intact": mean("m2s_acc", "intact"),
+        "mesh_to_sdf_sign_accuracy_damaged": mean("m2s_acc", "damaged"),
+        "seconds_per_stage": {k: float(np.mean(v)) for k, v in stage_sums.items()},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
