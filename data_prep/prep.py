@@ -12,7 +12,8 @@ Resuming: a mesh the manifests mark ``ok`` whose files all exist is skipped. A k
 no half-written file (temporary names are renamed into place), and a mesh whose manifest entry was
 not written is simply done again. ``shard=i/n`` processes every n-th mesh and writes
 ``manifest.shard-i-of-n.json``; a final run without ``shard`` merges the shard manifests (skipping
-all finished meshes) and writes ``manifest.json`` and the splits.
+all finished meshes) and writes ``manifest.json``, the splits and the packed training store
+(``geometry.packed``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from sdf_autodec.geometry.layout import (
     write_sdf_samples,
 )
 from sdf_autodec.geometry.normalize import deepsdf_normalization
+from sdf_autodec.geometry.packed import open_packed
 from sdf_autodec.optional import open3d
 
 
@@ -304,4 +306,6 @@ def prep_dataset(cfg: PrepConfig) -> PrepReport:
         train, test = split_keys(ok_keys, cfg.test_fraction, cfg.seed)
         for split_name, keys in (("all", ok_keys), ("train", train), ("test", test)):
             write_json(layout.split(split_name), keys_to_split(keys))
+        if ok_keys:
+            open_packed(layout.root)  # the fast training format, (re)built when stale
     return report

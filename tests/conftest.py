@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import trimesh
 
 from data_prep.prep import PrepConfig, prep_dataset
 from data_prep.sampling import SampleConfig
 from sdf_autodec.nn.mlp import DecoderConfig
 from sdf_autodec.shapes.train import TrainConfig
+
+# Tiny tensors gain nothing from two threads, and OpenMP's spinning barriers make them 10x slower
+# whenever another process holds a core: keep the suite's timing independent of its neighbours.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

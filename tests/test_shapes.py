@@ -200,3 +200,30 @@ def test_completion_does_not_depend_on_batching(trained_run, data_dir, tmp_path)
         with np.load(tmp_path / f"b{batch_size}" / "latents.npz") as z:
             codes.append(z["codes"])
     np.testing.assert_allclose(codes[0], codes[1], atol=1e-5)
+
+
+def test_packed_store_is_reused_and_rebuilt_when_stale(data_dir, tmp_path):
+    import shutil
+
+    from sdf_autodec.geometry.layout import read_sdf_samples, write_sdf_samples
+    from sdf_autodec.geometry.packed import open_packed
+    from sdf_autodec.shapes.dataset import PackedSdfSamples
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    store = open_packed(data)
+    stamp = (data / "Packed" / "pos.npy").stat().st_mtime_ns
+    assert (data / "Packed" / "pos.npy").stat().st_mtime_ns == stamp and open_packed(data).keys == store.keys  # reused
+    key = store.keys[0]
+    layout = DatasetLayout(data)
+    pos, neg = read_sdf_samples(layout.sdf(key))
+    first = PackedSdfSamples(data, [key]).sample(torch.tensor([0]), 8, torch.Generator().manual_seed(0))
+    rows = np.concatenate([pos[:10], neg[:10]])
+    write_sdf_samples(layout.sdf(key), rows[:, :3], rows[:, 3] + 0.5)  # every sample now outside
+    with pytest.raises(DatasetError, match="brick.npz: no negative SDF samples"):
+        PackedSdfSamples(data, [key])  # the changed file is noticed: the store is rebuilt from it
+    write_sdf_samples(layout.sdf(key), rows[:, :3], rows[:, 3])
+    xyz, sdf = PackedSdfSamples(data, [key]).sample(torch.tensor([0]), 8, torch.Generator().manual_seed(0))
+    assert (data / "Packed" / "pos.npy").stat().st_mtime_ns != stamp
+    assert xyz.shape == (1, 8, 3) and set(np.round(sdf.numpy().ravel(), 6)) <= set(np.round(rows[:, 3], 6))
+    assert first[0].shape == (1, 8, 3)

@@ -1,17 +1,20 @@
-"""Training SDF samples, read once and packed in memory; per-scene sampling is vectorised.
+"""Training SDF samples from the packed store; per-scene sampling is vectorised.
 
-Every scene's ``pos`` and ``neg`` rows are concatenated into two tensors with per-scene offsets and
-counts. A batch draws, for each of its scenes, half its samples from ``pos`` and half from ``neg``
-(with replacement, as DeepSDF) by index arithmetic: no file reads and no per-sample Python per step.
+Every scene's ``pos`` and ``neg`` rows live back to back in two memory-mapped arrays with per-scene
+offsets and counts (``geometry.packed``). A batch draws, for each of its scenes, half its samples
+from ``pos`` and half from ``neg`` (with replacement, as DeepSDF) by index arithmetic: no npz reads
+and no per-sample Python per step.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from sdf_autodec.geometry.layout import SDF_DIR, DatasetError, DatasetLayout, ShapeKey, read_sdf_samples, read_split
+from sdf_autodec.geometry.layout import SDF_DIR, DatasetError, DatasetLayout, ShapeKey, read_split
+from sdf_autodec.geometry.packed import open_packed
 
 
 def resolve_split(data_dir: str | Path, split: str = "") -> list[ShapeKey]:
@@ -37,20 +40,19 @@ def resolve_split(data_dir: str | Path, split: str = "") -> list[ShapeKey]:
 
 
 class PackedSdfSamples:
-    """All training scenes in memory. ``sample(scenes: (B,), n) -> (xyz: (B, n, 3), sdf: (B, n))``."""
+    """The training scenes ``keys``, sampled from the data directory's packed store.
+
+    ``sample(scenes: (B,), n) -> (xyz: (B, n, 3), sdf: (B, n))`` with ``scenes`` indexing ``keys``.
+    The store (``geometry.packed``) is memory-mapped and rebuilt when an npz changed.
+    """
 
     def __init__(self, data_dir: str | Path, keys: list[ShapeKey]):
-        layout = DatasetLayout(data_dir)
         self.keys = list(keys)
-        pos, neg = zip(*(read_sdf_samples(layout.sdf(k)) for k in self.keys))
-        self.pos, self.pos_offset, self.pos_count = self._pack(pos)
-        self.neg, self.neg_offset, self.neg_count = self._pack(neg)
-
-    @staticmethod
-    def _pack(arrays) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        counts = torch.tensor([len(a) for a in arrays], dtype=torch.long)
-        offsets = torch.cumsum(counts, 0) - counts
-        return torch.cat([torch.from_numpy(a) for a in arrays]), offsets, counts
+        store = open_packed(data_dir)
+        rows = store.index_of(self.keys)
+        self.pos, self.neg = store.pos, store.neg
+        self.pos_offset, self.pos_count = torch.from_numpy(store.pos_offset[rows]), torch.from_numpy(store.pos_count[rows])
+        self.neg_offset, self.neg_count = torch.from_numpy(store.neg_offset[rows]), torch.from_numpy(store.neg_count[rows])
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -72,7 +74,7 @@ class PackedSdfSamples:
         return rows[..., :3], rows[..., 3]
 
     @staticmethod
-    def _draw(rows, offsets, counts, scenes, n, generator) -> torch.Tensor:
+    def _draw(rows: np.ndarray, offsets, counts, scenes, n, generator) -> torch.Tensor:
         u = torch.rand(len(scenes), n, generator=generator)
         index = offsets[scenes, None] + (u * counts[scenes, None]).long().clamp(max=counts[scenes, None] - 1)
-        return rows[index]  # (B, n, 4)
+        return torch.from_numpy(rows[index.numpy()])  # (B, n, 4); gathers only the pages it needs
