@@ -16,6 +16,7 @@ import numpy as np
 import trimesh
 
 from data_prep.sampling import raycasting_scene
+from sdf_autodec import optional
 from sdf_autodec.optional import open3d
 
 
@@ -91,7 +92,7 @@ def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 1
         b = np.cross(d, a)
         origins = centre + 2 * radius * d + gu.reshape(-1, 1) * a + gv.reshape(-1, 1) * b
         rays = np.concatenate([origins, np.broadcast_to(-d, origins.shape)], axis=1).astype(np.float32)
-        ids = scene.cast_rays(o3d.core.Tensor(rays))["primitive_ids"].numpy()
+        ids = scene.cast_rays(o3d.core.Tensor(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()
         ids = ids[ids != scene.INVALID_ID].astype(np.int64)
         seen_front = normals[ids] @ -d < 0  # ray travels along -d; the front side faces the camera
         front += np.bincount(ids[seen_front], minlength=len(front))

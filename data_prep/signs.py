@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.repair import fibonacci_sphere
+from sdf_autodec import optional
 from sdf_autodec.optional import open3d
 
 
@@ -58,7 +59,7 @@ def _parity_votes(scene, points: np.ndarray, directions: np.ndarray, chunk: int)
     for start in range(0, len(points), per_chunk):
         p = np.asarray(points[start : start + per_chunk], dtype=np.float32)
         rays = np.concatenate([np.repeat(p, len(directions), axis=0), np.tile(directions, (len(p), 1))], axis=1)  # point-major
-        counts = scene.count_intersections(o3d.core.Tensor(rays)).numpy().reshape(len(p), len(directions))
+        counts = scene.count_intersections(o3d.core.Tensor(rays), nthreads=optional.OPEN3D_THREADS).numpy().reshape(len(p), len(directions))
         votes[start : start + len(p)] = (counts % 2 == 1).sum(axis=1)
     return votes
 
@@ -90,7 +91,7 @@ def vote_inside(scene, points: np.ndarray, cfg: SignConfig, seed: int = 0) -> tu
 def unsigned_distance(scene, points: np.ndarray) -> np.ndarray:
     """Exact distance from ``points: (N, 3)`` to the closest surface point, ``(N,)`` float32."""
     o3d = open3d()
-    return scene.compute_distance(o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))).numpy()
+    return scene.compute_distance(o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32)), nthreads=optional.OPEN3D_THREADS).numpy()
 
 
 def winding_inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

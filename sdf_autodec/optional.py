@@ -17,6 +17,16 @@ class MissingDependency(ImportError):
     """An optional or system dependency is missing; the message says how to install it."""
 
 
+OPEN3D_THREADS = 0
+"""Threads each Open3D ray-casting call may use (0 = all cores). A process pool sets 1 per worker."""
+
+
+def set_open3d_threads(count: int) -> None:
+    """Limit Open3D's ray casting to ``count`` threads in this process (0 = all cores)."""
+    global OPEN3D_THREADS
+    OPEN3D_THREADS = int(count)
+
+
 @functools.cache
 def open3d():
     """Import and return the ``open3d`` module (``open3d`` or ``open3d-cpu`` wheel)."""

@@ -14,7 +14,7 @@ of ruled-out blocks get their block's centre value, whose sign they share, so ma
 no crossing there and the mesh is the dense mesh, from far fewer decoder queries.
 
 A decoder trained with DeepSDF's clamp (0.1) saturates near ±0.1 away from the surface, so blocks
-are ruled out only where ``lipschitz * half_diagonal`` falls below that: at 256³ the 4-cell blocks.
+are ruled out only where ``lipschitz * half_diagonal`` falls below that: at 256³ the 4- and 2-cell blocks.
 The coarser levels then cost little and prune little; the saving comes from the finest level.
 """
 
@@ -49,7 +49,7 @@ class MeshConfig:
     """Iso-level to extract."""
     method: str = "coarse_to_fine"
     """``coarse_to_fine`` (few decoder queries) or ``dense`` (every grid point; the reference)."""
-    blocks: list[int] = field(default_factory=lambda: [32, 8, 4])
+    blocks: list[int] = field(default_factory=lambda: [32, 8, 4, 2])
     """Block sizes in grid cells, coarse to fine (each divides the previous)."""
     lipschitz: float = 2.0
     """Safety factor on the SDF's Lipschitz bound when ruling blocks out."""
