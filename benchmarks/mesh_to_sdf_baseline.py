@@ -88,19 +88,23 @@ def run_mesh_to_sdf(mesh, mode="near_surface", number_of_points=250_000, query_p
     return np.asarray(points, np.float32), np.asarray(sdf, np.float32), timings
 
 
-def winding_inside(mesh, points, budget=2_000_000):
-    """Exact inside test for a closed mesh: generalised winding number > 1/2 (plain numpy)."""
+def winding_inside(mesh, points, budget=65536):
+    """Exact inside test for a closed mesh: |generalised winding number| > 1/2 (plain numpy,
+    Van Oosterom-Strackee solid angles; ~1 min per 100k points x 17k faces on 2 cores)."""
     tri = np.asarray(mesh.triangles, dtype=np.float64)
+    A, B, C = (np.ascontiguousarray(tri[:, i].T) for i in range(3))  # each (3, F)
+    points = np.asarray(points, dtype=np.float64)
     inside = np.empty(len(points), dtype=bool)
     step = max(1, budget // len(tri))
     for i in range(0, len(points), step):
-        d = tri[None] - np.asarray(points[i:i + step], np.float64)[:, None, None, :]  # (P,F,3,3)
-        a, b, c = d[:, :, 0], d[:, :, 1], d[:, :, 2]
-        la, lb, lc = (np.linalg.norm(v, axis=-1) for v in (a, b, c))
-        det = np.einsum("pfk,pfk->pf", a, np.cross(b, c))
-        den = (la * lb * lc + np.einsum("pfk,pfk->pf", a, b) * lc
-               + np.einsum("pfk,pfk->pf", b, c) * la + np.einsum("pfk,pfk->pf", c, a) * lb)
-        inside[i:i + step] = np.abs(np.arctan2(det, den).sum(axis=1)) / (2 * np.pi) > 0.5
+        q = points[i:i + step, :, None]  # (P, 3, 1)
+        a, b, c = A[None] - q, B[None] - q, C[None] - q  # (P, 3, F)
+        la, lb, lc = (np.sqrt((v * v).sum(1)) for v in (a, b, c))
+        det = (a[:, 0] * (b[:, 1] * c[:, 2] - b[:, 2] * c[:, 1])
+               + a[:, 1] * (b[:, 2] * c[:, 0] - b[:, 0] * c[:, 2])
+               + a[:, 2] * (b[:, 0] * c[:, 1] - b[:, 1] * c[:, 0]))
+        den = la * lb * lc + (a * b).sum(1) * lc + (b * c).sum(1) * la + (c * a).sum(1) * lb
+        inside[i:i + step] = np.abs(np.arctan2(det, den).sum(1)) > np.pi  # |4*pi*w| > 2*pi
     return inside
 
 
