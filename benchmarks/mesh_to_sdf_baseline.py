@@ -90,7 +90,7 @@ def run_mesh_to_sdf(mesh, mode="near_surface", number_of_points=250_000, query_p
 
 def winding_inside(mesh, points, budget=65536):
     """Exact inside test for a closed mesh: |generalised winding number| > 1/2 (plain numpy,
-    Van Oosterom-Strackee solid angles; ~1 min per 100k points x 17k faces on 2 cores)."""
+    Van Oosterom-Strackee solid angles; ~1.5 min per 100k points x 17k faces on 2 cores)."""
     tri = np.asarray(mesh.triangles, dtype=np.float64)
     A, B, C = (np.ascontiguousarray(tri[:, i].T) for i in range(3))  # each (3, F)
     points = np.asarray(points, dtype=np.float64)
