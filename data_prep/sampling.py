@@ -163,7 +163,7 @@ def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, se
     from data_prep.signs import SignConfig, vote_inside, winding_inside
 
     if surface.method == "parity":
-        inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays, min_agreement=cfg.min_agreement), seed)
+        inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays), seed)
     else:
         inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
     return inside, agreement.astype(np.float32)

@@ -36,8 +36,6 @@ class SignConfig:
 
     rays: int = 9
     """Rays per query point (odd, so there is always a majority)."""
-    min_agreement: float = 0.75
-    """Samples whose majority is weaker than this fraction of the rays are dropped."""
     chunk: int = 2_000_000
     """Rays cast per call (bounds memory)."""
 

@@ -55,17 +55,9 @@ class MeshConfig:
     """Safety factor on the SDF's Lipschitz bound when ruling blocks out."""
 
 
-@torch.no_grad()
 def decode_grid(decoder: torch.nn.Module, code: torch.Tensor, resolution: int, max_batch: int = 262_144) -> torch.Tensor:
     """SDF on the dense grid. ``code: (D,)`` → ``(R, R, R)`` float32 on the CPU, index order (x, y, z)."""
-    device = code.device
-    points = grid_points(resolution)
-    values = torch.empty(len(points))
-    z = code.reshape(1, -1)
-    for start in range(0, len(points), max_batch):
-        chunk = points[start : start + max_batch].to(device)
-        values[start : start + len(chunk)] = decoder(z, chunk[None]).reshape(-1).float().cpu()
-    return values.reshape(resolution, resolution, resolution)
+    return decode_points(decoder, code, grid_points(resolution), max_batch).reshape(resolution, resolution, resolution)
 
 
 def marching_cubes_mesh(values: np.ndarray | torch.Tensor, lo: float = -1.0, hi: float = 1.0, level: float = 0.0) -> trimesh.Trimesh:
