@@ -121,3 +121,26 @@ def test_truncated_or_missing_checkpoint_is_one_clear_line(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an sdf-autodec checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_early_stopping_is_per_instance_and_batching_does_not_change_it():
+    dec, obs = _problem(k=3, seed=2)
+    cfg = FitConfig(iterations=150, lr=2e-2, patience=10, min_delta=1e-2)
+    init = initial_codes(3, 8, cfg)
+    together = fit_latents(dec, obs, _loss, 8, cfg, init=init)
+    assert (together.steps < 150).all()  # every instance stopped on its own
+    for k in range(3):
+        alone = fit_latents(dec, obs.select(slice(k, k + 1)), _loss, 8, cfg, init=init[k : k + 1])
+        assert alone.steps[0] == together.steps[k]
+        torch.testing.assert_close(together.codes[k : k + 1], alone.codes, atol=1e-5, rtol=1e-4)
+    full = fit_latents(dec, obs, _loss, 8, FitConfig(iterations=150, lr=2e-2), init=init)
+    assert (full.steps == 150).all()
+
+
+def test_restarts_keep_the_best_start_per_instance():
+    dec, obs = _problem(k=4, seed=3)
+    one = fit_latents(dec, obs, _loss, 8, FitConfig(iterations=30, lr=1e-2, init_std=0.5))
+    three = fit_latents(dec, obs, _loss, 8, FitConfig(iterations=30, lr=1e-2, init_std=0.5, restarts=3))
+    assert (three.losses <= one.losses + 1e-7).all()  # the first restart is the single run
+    recomputed = instance_data_loss(_loss(dec(three.codes, obs.queries), obs), obs.weights) + code_regulariser(three.codes, 1e-4)
+    torch.testing.assert_close(recomputed, three.losses)

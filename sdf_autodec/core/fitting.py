@@ -2,7 +2,8 @@
 
 The objective is the sum over instances of ``data_k + code_regulariser(z_k)``. Each code only enters
 its own term, and Adam's update is elementwise, so fitting K instances together gives the same codes
-as fitting each alone (up to float rounding in batched matrix products).
+as fitting each alone (up to float rounding in batched matrix products). Each instance returns its
+best codes seen; with ``patience`` it stops on its own, and with ``restarts`` the best start wins.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ class FitConfig:
     """Weight of the code prior; the same definition as in training (see ``core.prior``)."""
     seed: int = 0
     """Seed of the initial codes."""
+    patience: int = 0
+    """Per-instance early stopping: an instance stops after this many steps without its objective
+    improving by ``min_delta`` (relative) on its best; 0 disables it. Stopped instances leave the
+    forward pass, so a batch gets cheaper as its instances finish."""
+    min_delta: float = 1e-3
+    """Relative improvement that counts for early stopping."""
+    restarts: int = 1
+    """Independent starts per instance (DeepSDF's paper: best of 2); the lowest final objective wins."""
 
 
 @dataclass
@@ -43,13 +52,15 @@ class FitResult:
     """Fitted codes and their objective at the last step."""
 
     codes: torch.Tensor
-    """``(K, D)`` fitted codes (detached)."""
+    """``(K, D)`` fitted codes (detached): each instance's best over its steps (and restarts)."""
     losses: torch.Tensor
-    """``(K,)`` final objective per instance (data + prior)."""
+    """``(K,)`` objective per instance (data + prior) of those codes."""
     data_losses: torch.Tensor
-    """``(K,)`` final data term per instance."""
+    """``(K,)`` data term per instance of those codes."""
     history: torch.Tensor
-    """``(iterations, K)`` objective per instance at every step."""
+    """``(iterations, K)`` objective per instance at every step (NaN after an instance stopped)."""
+    steps: torch.Tensor
+    """``(K,)`` steps each instance ran before it stopped."""
 
 
 @contextlib.contextmanager
@@ -84,26 +95,77 @@ def fit_latents(
 ) -> FitResult:
     """Fit one code per instance of ``obs`` (K instances) with ``decoder`` frozen.
 
-    ``init: (K, D)`` starting codes; drawn with :func:`initial_codes` when omitted.
+    ``init: (K, D)`` starting codes (first restart); drawn with :func:`initial_codes` when omitted.
+    With ``cfg.restarts > 1`` every further restart starts from fresh codes (seeded by ``cfg.seed``
+    and the restart number) and each instance keeps the restart with the lowest objective.
     """
+    best: FitResult | None = None
+    for restart in range(max(1, cfg.restarts)):
+        start = init if (init is not None and restart == 0) else None
+        if start is None:
+            start = initial_codes(obs.num_instances, latent_size, FitConfig(init_std=cfg.init_std, seed=cfg.seed + 7919 * restart), obs.targets.device)
+        result = _fit_once(decoder, obs, element_loss, cfg, start)
+        if best is None:
+            best = result
+        else:
+            better = result.losses < best.losses
+            best = FitResult(
+                codes=torch.where(better[:, None], result.codes, best.codes),
+                losses=torch.where(better, result.losses, best.losses),
+                data_losses=torch.where(better, result.data_losses, best.data_losses),
+                history=torch.where(better.cpu()[None], result.history, best.history),
+                steps=torch.where(better.cpu(), result.steps, best.steps),
+            )
+    return best
+
+
+def _objective(decoder, codes, obs, element_loss, weight) -> tuple[torch.Tensor, torch.Tensor]:
+    data = instance_data_loss(element_loss(decoder(codes, obs.queries), obs), obs.weights)  # (K,)
+    return data, data + code_regulariser(codes, weight)
+
+
+def _fit_once(decoder: nn.Module, obs: Observations, element_loss: ElementLoss, cfg: FitConfig, init: torch.Tensor) -> FitResult:
     k = obs.num_instances
     device = obs.targets.device
-    codes = (initial_codes(k, latent_size, cfg, device) if init is None else init.detach().clone().to(device)).requires_grad_(True)
+    codes = init.detach().clone().to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([codes], lr=cfg.lr)
     drop_step = int(cfg.iterations * cfg.lr_drop_at)
-    history = torch.empty(cfg.iterations, k)
-    data = prior = torch.zeros(k)
+    history = torch.full((cfg.iterations, k), float("nan"))
+    best_codes = codes.detach().clone()
+    best_loss = torch.full((k,), float("inf"), device=device)
+    since_best = torch.zeros(k, dtype=torch.long, device=device)
+    steps = torch.zeros(k, dtype=torch.long)
+    active = torch.arange(k, device=device)
     with frozen(decoder):
         for step in range(cfg.iterations):
+            if len(active) == 0:
+                break
             if step == drop_step and step > 0:
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr / cfg.lr_drop_factor
             optimizer.zero_grad(set_to_none=True)
-            predictions = decoder(codes, obs.queries)
-            data = instance_data_loss(element_loss(predictions, obs), obs.weights)  # (K,)
-            prior = code_regulariser(codes, cfg.code_reg_weight)  # (K,)
-            total = data + prior
+            sub = obs if len(active) == k else obs.select(active)
+            _, total = _objective(decoder, codes[active] if len(active) < k else codes, sub, element_loss, cfg.code_reg_weight)
             total.sum().backward()
+            with torch.no_grad():  # the objective of the codes as they were before this update
+                loss = total.detach()
+                improved = loss < best_loss[active] * (1.0 - cfg.min_delta)
+                better = loss < best_loss[active]
+                best_codes[active[better]] = codes[active[better]].detach()
+                best_loss[active[better]] = loss[better]
+                since_best[active] = torch.where(improved, 0, since_best[active] + 1)
+                history[step, active.cpu()] = loss.cpu()
+                steps[active.cpu()] += 1
             optimizer.step()
-            history[step] = total.detach().cpu()
-    return FitResult(codes=codes.detach(), losses=(data + prior).detach(), data_losses=data.detach(), history=history)
+            if cfg.patience > 0:
+                active = active[since_best[active] < cfg.patience]
+    with torch.no_grad(), frozen(decoder):
+        # the last update of the instances still running may have helped; stopped instances keep their
+        # best (their rows drift with Adam's momentum while the others run, and must not count)
+        _, total = _objective(decoder, codes.detach(), obs, element_loss, cfg.code_reg_weight)
+        running = torch.zeros(k, dtype=torch.bool, device=device)
+        running[active] = True
+        take = running & (total < best_loss)
+        best_codes = torch.where(take[:, None], codes.detach(), best_codes)
+        data_best, total_best = _objective(decoder, best_codes, obs, element_loss, cfg.code_reg_weight)
+    return FitResult(codes=best_codes, losses=total_best, data_losses=data_best, history=history, steps=steps)
