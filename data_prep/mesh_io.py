@@ -23,6 +23,8 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     path = Path(path)
     if not path.is_file():
         raise MeshError(f"{path}: file not found")
+    if path.suffix.lower() == ".ply" and b"element tristrips" in _ply_header(path):
+        raise MeshError(f"{path}: the PLY stores triangle strips (element tristrips), which trimesh cannot read; convert it to triangles first")
     try:
         loaded = trimesh.load(path, force="mesh", process=False)
     except Exception as e:  # trimesh raises many types for bad files
@@ -46,3 +48,11 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if mesh.area <= 0:
         raise MeshError(f"{path}: mesh has zero surface area")
     return mesh
+
+
+def _ply_header(path: Path, limit: int = 65536) -> bytes:
+    """The header of a PLY file (up to ``end_header``), for checks before parsing."""
+    with open(path, "rb") as f:
+        head = f.read(limit)
+    end = head.find(b"end_header")
+    return head if end < 0 else head[:end]

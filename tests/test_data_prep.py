@@ -93,6 +93,11 @@ def test_bad_meshes_are_named_skipped_and_recorded(tmp_path):
 def test_load_mesh_errors_name_the_file(tmp_path):
     with pytest.raises(MeshError, match="missing.obj: file not found"):
         load_mesh(tmp_path / "missing.obj")
+    strips = tmp_path / "strips.ply"
+    strips.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+                       b"element tristrips 1\nproperty list int int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    with pytest.raises(MeshError, match="strips.ply: the PLY stores triangle strips"):
+        load_mesh(strips)
 
 
 def test_multi_object_scene_is_merged(tmp_path):

@@ -181,5 +181,5 @@ def test_real_bad_files_go_through_one_batch(tmp_path):
         (src / p.name).symlink_to(p)
     report = prep_dataset(PrepConfig(input=str(src), output=str(tmp_path / "out"), samples=SampleConfig(num_samples=20000), workers=1, progress=False))
     assert report.ok == ["src/spot"]
-    assert "igea_tristrips.ply" in report.failed["src/igea_tristrips"]
+    assert "igea_tristrips.ply: the PLY stores triangle strips" in report.failed["src/igea_tristrips"]
     assert "unsure signs" in report.rejected["src/bathtub_0002"]
