@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from sdf_autodec.errors import first_line
+
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
 
@@ -28,8 +30,7 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     try:
         loaded = trimesh.load(path, force="mesh", process=False)
     except Exception as e:  # trimesh raises many types for bad files
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MeshError(f"{path}: unreadable mesh ({msg})") from None
+        raise MeshError(f"{path}: unreadable mesh ({first_line(e)})") from None
     if isinstance(loaded, trimesh.Scene):  # force="mesh" gives an empty Scene when nothing was read
         loaded = loaded.to_geometry() if loaded.geometry else None
     if not isinstance(loaded, trimesh.Trimesh):

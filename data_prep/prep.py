@@ -36,6 +36,7 @@ from data_prep.mesh_io import MESH_SUFFIXES, MeshError, load_mesh
 from data_prep.sampling import SampleConfig, raycasting_scene, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, save_scan, scan_mesh
 from sdf_autodec.atomic import atomic_write
+from sdf_autodec.errors import first_line
 from sdf_autodec.geometry.layout import (
     DatasetLayout,
     ShapeKey,
@@ -195,7 +196,7 @@ def _run_one(source: MeshSource, dataset: str, output: str, cfg: PrepConfig) -> 
     try:
         return source.name, prep_mesh(source, dataset, output, cfg)
     except Exception as e:  # noqa: BLE001 — one bad mesh must never stop the batch
-        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        message = first_line(e, fallback="")
         if not isinstance(e, (MeshError, ValueError)):
             message = f"unexpected {type(e).__name__}: {message}"
         reason = message if str(source.path) in message else f"{source.path}: {message}"

@@ -17,6 +17,7 @@ import trimesh
 
 from data_prep.sampling import raycasting_scene
 from sdf_autodec import optional
+from sdf_autodec.geometry.frames import perpendicular_pair
 from sdf_autodec.optional import open3d
 
 
@@ -86,10 +87,7 @@ def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 1
     front = np.zeros(len(mesh.faces), dtype=np.int64)
     back = np.zeros(len(mesh.faces), dtype=np.int64)
     for d in fibonacci_sphere(views):
-        helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-        a = np.cross(d, helper)
-        a /= np.linalg.norm(a)
-        b = np.cross(d, a)
+        a, b = perpendicular_pair(d)
         origins = centre + 2 * radius * d + gu.reshape(-1, 1) * a + gv.reshape(-1, 1) * b
         rays = np.concatenate([origins, np.broadcast_to(-d, origins.shape)], axis=1).astype(np.float32)
         ids = scene.cast_rays(o3d.core.Tensor(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()

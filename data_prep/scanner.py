@@ -14,6 +14,7 @@ import numpy as np
 import trimesh
 
 from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.geometry.frames import perpendicular_pair
 from sdf_autodec.optional import open3d
 
 
@@ -81,10 +82,7 @@ def random_camera(cfg: ScanConfig, rng: np.random.Generator) -> Camera:
     """A camera at ``cfg.distance`` from the origin, random azimuth, elevation in the configured range."""
     up = np.asarray(cfg.up, dtype=np.float64)
     up = up / np.linalg.norm(up)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(up[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    a = np.cross(up, helper)
-    a /= np.linalg.norm(a)
-    b = np.cross(up, a)
+    a, b = perpendicular_pair(up)
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
     elevation = np.deg2rad(rng.uniform(*cfg.elevation_deg))
     direction = np.cos(elevation) * (np.cos(azimuth) * a + np.sin(azimuth) * b) + np.sin(elevation) * up

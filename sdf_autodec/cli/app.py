@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from data_prep.mesh_io import MeshError
 from sdf_autodec.core.checkpoint import CheckpointError
+from sdf_autodec.errors import first_line
 from sdf_autodec.geometry.layout import DatasetError
 from sdf_autodec.nn.mlp import DecoderConfig
 from sdf_autodec.nn.registry import BackendUnavailable
@@ -58,6 +59,6 @@ def hydra_app(name: str, schema: type, run: Callable) -> Callable[[], None]:
         try:
             run(typed)
         except EXPECTED_ERRORS as e:
-            fail(name, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            fail(name, first_line(e))
 
     return main

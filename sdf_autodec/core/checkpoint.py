@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from sdf_autodec.atomic import atomic_write
+from sdf_autodec.errors import first_line
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "kind", "config", "epoch", "decoder", "latents", "instance_ids")
@@ -45,8 +46,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line(e)}") from None
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not an sdf-autodec checkpoint (missing keys)")
     if payload["schema_version"] != SCHEMA_VERSION:
