@@ -3,9 +3,11 @@
 Near-surface samples follow DeepSDF's PreprocessMesh: area-weighted points on the outer (visible)
 surface, each perturbed twice with isotropic Gaussian noise (variances 0.005 and 0.0005), plus
 uniform samples in the cube ``[-1, 1]^3``; 47/50 of the samples lie near the surface.
-Distances are exact (closest point, Open3D/Embree). Signs come from ray-parity voting on the
-cleaned mesh without its interior parts (see :mod:`data_prep.signs`); every sample keeps its
-*agreement* (fraction of rays that agree with its sign), and samples below the configured
+Distances are exact (closest point, Open3D/Embree). Signs are decided on the cleaned mesh without
+its interior parts (see :mod:`data_prep.signs`): from the pseudo-normal at each closest point when
+that mesh is closed and consistently oriented (checked against the winding number on a sample of
+the points), by a ray-parity vote when it is closed only, by the generalised winding number otherwise.
+Every sample keeps its *agreement* (how sure its sign is), and samples below the configured
 agreement are dropped and counted in the QA record.
 """
 
@@ -40,7 +42,11 @@ class SampleConfig:
     cube_half_size: float = 1.0
     """Uniform samples lie in ``[-h, h]^3``."""
     sign_method: str = "auto"
-    """``auto`` (parity vote if the cleaned mesh is watertight, else winding number), ``parity`` or ``winding``."""
+    """``auto``, ``pseudonormal``, ``parity`` or ``winding``. ``auto``: pseudo-normals if the cleaned mesh
+    is closed and consistently oriented, a parity vote if it is closed only, else the winding number."""
+    sign_check_fraction: float = 0.05
+    """Share of the samples whose pseudo-normal sign is checked against the winding number; any
+    confident disagreement (overlapping closed parts, for one) sends the whole mesh to the winding number."""
     sign_rays: int = 9
     """Rays voting on each sample's sign (odd), for the parity vote."""
     min_agreement: float = 0.75
@@ -117,8 +123,11 @@ class OuterSurface:
     outer: trimesh.Trimesh  # cleaned, oriented, without interior components: distances and signs
     visible: trimesh.Trimesh  # faces seen from outside: where samples are drawn
     scene: object  # Open3D RaycastingScene of ``outer``
-    method: str  # "parity" or "winding"
+    method: str  # "pseudonormal", "parity" or "winding"
     qa: dict
+
+
+SIGN_METHODS = ("auto", "pseudonormal", "parity", "winding")
 
 
 def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
@@ -126,8 +135,8 @@ def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     drop components never seen, and pick the sign method (see :mod:`data_prep.signs`)."""
     from data_prep.repair import clean_mesh, face_components, face_visibility, orient_by_visibility
 
-    if cfg.sign_method not in ("auto", "parity", "winding"):
-        raise ValueError(f"sign_method must be auto, parity or winding, got {cfg.sign_method!r}")
+    if cfg.sign_method not in SIGN_METHODS:
+        raise ValueError(f"sign_method must be one of {', '.join(SIGN_METHODS)}, got {cfg.sign_method!r}")
     cleaned, report = clean_mesh(mesh)
     if len(cleaned.faces) == 0:
         raise ValueError("no faces left after removing degenerate and duplicated faces")
@@ -141,7 +150,13 @@ def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     keep = np.isin(labels, outer_labels)
     outer = trimesh.Trimesh(oriented.vertices, oriented.faces[keep], process=False)
     watertight = bool(cleaned.is_watertight)
-    method = cfg.sign_method if cfg.sign_method != "auto" else ("parity" if watertight else "winding")
+    consistent = watertight and bool(outer.is_winding_consistent)
+    if cfg.sign_method == "auto":
+        method = "pseudonormal" if consistent else "parity" if watertight else "winding"
+    elif cfg.sign_method == "pseudonormal" and not consistent:
+        raise ValueError("sign_method=pseudonormal needs a closed, consistently oriented mesh after clean-up")
+    else:
+        method = cfg.sign_method
     qa = {
         "watertight": bool(mesh.is_watertight),
         "watertight_after_clean": watertight,
@@ -158,20 +173,42 @@ def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     return OuterSurface(outer, visible_surface, raycasting_scene(outer), method, qa)
 
 
-def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inside test on ``surface`` by its method: ``(N, 3)`` → ``inside (N,)`` bool, ``agreement (N,)`` float32."""
-    from data_prep.signs import SignConfig, vote_inside, winding_inside
+@dataclass
+class Signs:
+    """Inside flags of sample points and how sure each one is."""
 
-    if surface.method == "parity":
-        inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays), seed)
-    else:
+    inside: np.ndarray  # (N,) bool
+    agreement: np.ndarray  # (N,) float32 in [0.5, 1]
+    method: str  # the method that decided them (pseudonormal falls back to winding when its check fails)
+    check_mismatch: float | None = None  # pseudonormal: share of checked samples a confident winding number contradicts
+
+
+def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest=None) -> Signs:
+    """Inside test of ``points: (N, 3)`` on ``surface`` by its method. ``closest``: the points'
+    :class:`data_prep.signs.ClosestPoints` on ``surface.outer`` if already computed."""
+    from data_prep.signs import SignConfig, closest_points, pseudo_normals, pseudonormal_inside, vote_inside, winding_inside
+
+    if surface.method == "winding":
         inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
-    return inside, agreement.astype(np.float32)
+        return Signs(inside, agreement.astype(np.float32), "winding")
+    if surface.method == "pseudonormal":
+        closest = closest_points(surface.scene, points) if closest is None else closest
+        inside = pseudonormal_inside(pseudo_normals(surface.outer), points, closest)
+        rng = np.random.default_rng(seed)
+        check = rng.choice(len(points), min(len(points), max(1, int(np.ceil(cfg.sign_check_fraction * len(points))))), replace=False)
+        wound, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points[check])
+        mismatch = (wound != inside[check]) & (agreement >= UNANIMOUS)
+        if not mismatch.any():
+            return Signs(inside, np.ones(len(points), dtype=np.float32), "pseudonormal", 0.0)
+        inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
+        return Signs(inside, agreement.astype(np.float32), "winding", float(mismatch.mean()))
+    inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays), seed)
+    return Signs(inside, agreement.astype(np.float32), "parity")
 
 
 def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> ShapeSamples:
     """Clean ``mesh`` (normalised frame), find its outer surface, and sample SDF and surface points."""
-    from data_prep.signs import unsigned_distance
+    from data_prep.signs import closest_points
 
     t = {}
     t0 = time.perf_counter()
@@ -179,15 +216,18 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     points = near_and_uniform_points(surface.visible, cfg, rng)
     surface_points, surface_normals = sample_surface(surface.visible, cfg.surface_points, rng)
     t["surface"], t0 = time.perf_counter() - t0, time.perf_counter()
-    inside, agreement = robust_sign(surface, points, cfg, seed=int(rng.integers(2**31)))
-    t["sign"], t0 = time.perf_counter() - t0, time.perf_counter()
-    distance = unsigned_distance(surface.scene, points)
-    t["distance"] = time.perf_counter() - t0
-    sdf = np.where(inside, -distance, distance).astype(np.float32)
-    sure = agreement >= cfg.min_agreement
+    closest = closest_points(surface.scene, points)
+    t["distance"], t0 = time.perf_counter() - t0, time.perf_counter()
+    signs = robust_sign(surface, points, cfg, seed=int(rng.integers(2**31)), closest=closest)
+    t["sign"] = time.perf_counter() - t0
+    sdf = np.where(signs.inside, -closest.distance, closest.distance).astype(np.float32)
+    sure = signs.agreement >= cfg.min_agreement
     qa = {
         **surface.qa,
-        "sign_disagreement_rate": round(float((agreement < UNANIMOUS).mean()), 6),
+        "sign_method": signs.method,
+        "sign_disagreement_rate": round(float((signs.agreement < UNANIMOUS).mean()), 6),
         "dropped_fraction": round(float(1.0 - sure.mean()), 6),
     }
-    return ShapeSamples(points[sure], sdf[sure], agreement[sure], surface_points, surface_normals, surface.outer, qa, t)
+    if signs.check_mismatch is not None:
+        qa["pseudonormal_check_mismatch"] = round(signs.check_mismatch, 6)
+    return ShapeSamples(points[sure], sdf[sure], signs.agreement[sure], surface_points, surface_normals, surface.outer, qa, t)

@@ -86,12 +86,6 @@ def vote_inside(scene, points: np.ndarray, cfg: SignConfig, seed: int = 0) -> tu
     return inside, agreement
 
 
-def unsigned_distance(scene, points: np.ndarray) -> np.ndarray:
-    """Exact distance from ``points: (N, 3)`` to the closest surface point, ``(N,)`` float32."""
-    o3d = open3d()
-    return scene.compute_distance(o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32)), nthreads=optional.OPEN3D_THREADS).numpy()
-
-
 def winding_inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Generalised winding number test (libigl's fast, Barnes-Hut approximation).
     ``points: (N, 3)`` → ``inside: (N,)`` bool (w > 0.5), ``agreement: (N,)`` in [0.5, 1]."""
@@ -101,3 +95,70 @@ def winding_inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) 
         np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64), np.ascontiguousarray(points, dtype=np.float64)
     )
     return w > 0.5, 0.5 + np.minimum(np.abs(w - 0.5), 0.5)
+
+
+@dataclass
+class ClosestPoints:
+    """Closest surface points of query points, from one Open3D query."""
+
+    distance: np.ndarray  # (N,) float32, unsigned
+    point: np.ndarray  # (N, 3) float32, the closest surface point
+    face: np.ndarray  # (N,) int64, the triangle it lies on
+    barycentric: np.ndarray  # (N, 3) float32, its barycentric coordinates in that triangle
+
+
+def closest_points(scene, points: np.ndarray) -> ClosestPoints:
+    """Closest point on the scene's mesh to each of ``points: (N, 3)`` (exact; Open3D/Embree BVH)."""
+    o3d = open3d()
+    query = np.ascontiguousarray(points, dtype=np.float32)
+    found = scene.compute_closest_points(o3d.core.Tensor(query), nthreads=optional.OPEN3D_THREADS)
+    closest = found["points"].numpy()
+    uv = found["primitive_uvs"].numpy()
+    barycentric = np.column_stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]])
+    distance = np.linalg.norm(query - closest, axis=1)
+    return ClosestPoints(distance.astype(np.float32), closest, found["primitive_ids"].numpy().astype(np.int64), barycentric)
+
+
+@dataclass
+class PseudoNormals:
+    """Angle-weighted pseudo-normals (Bærentzen & Aanæs 2005) of a closed, consistently oriented mesh."""
+
+    faces: np.ndarray  # (F, 3) vertex indices
+    face: np.ndarray  # (F, 3) unit face normals
+    edge: np.ndarray  # (F, 3, 3) normal of face edge j = (v_j, v_j+1): sum of its two faces' normals
+    vertex: np.ndarray  # (V, 3) angle-weighted sum of the normals of the faces around each vertex
+
+
+def pseudo_normals(mesh) -> PseudoNormals:
+    """Pseudo-normals of ``mesh`` (a ``trimesh.Trimesh``; closed and consistently oriented outwards)."""
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    face_normals = np.asarray(mesh.face_normals, dtype=np.float64)
+    edge_of_face = np.asarray(mesh.faces_unique_edges)  # (F, 3): unique edge of (v0v1, v1v2, v2v0)
+    edge = np.zeros((len(mesh.edges_unique), 3))
+    np.add.at(edge, edge_of_face.ravel(), np.repeat(face_normals, 3, axis=0))
+    vertex = np.zeros((len(mesh.vertices), 3))
+    np.add.at(vertex, faces.ravel(), (np.asarray(mesh.face_angles)[..., None] * face_normals[:, None, :]).reshape(-1, 3))
+    return PseudoNormals(faces, face_normals, edge[edge_of_face], vertex)
+
+
+def pseudonormal_inside(normals: PseudoNormals, points: np.ndarray, closest: ClosestPoints, feature_tolerance: float = 1e-4) -> np.ndarray:
+    """Inside test by the pseudo-normal at each closest point: ``(N, 3)`` → ``inside: (N,)`` bool.
+
+    A point is inside when ``(p - c) · n < 0``, with ``c`` its closest surface point and ``n`` the
+    normal of the feature ``c`` lies on: the face, an edge (sum of its two face normals) or a vertex
+    (angle-weighted sum of its face normals). Exact for a closed, consistently oriented surface with
+    no self-intersections, at the cost of the closest-point query the distance needs anyway; a
+    barycentric coordinate below ``feature_tolerance`` puts ``c`` on an edge (or, with two, a vertex).
+    """
+    b = closest.barycentric
+    small = b < feature_tolerance
+    count = small.sum(axis=1)
+    f = closest.face
+    n = normals.face[f].copy()
+    on_edge = np.flatnonzero(count == 1)
+    opposite = np.argmax(small[on_edge], axis=1)  # the vertex whose coordinate vanishes
+    n[on_edge] = normals.edge[f[on_edge], (opposite + 1) % 3]
+    on_vertex = np.flatnonzero(count >= 2)
+    corner = np.argmax(b[on_vertex], axis=1)
+    n[on_vertex] = normals.vertex[normals.faces[f[on_vertex], corner]]
+    return np.einsum("ij,ij->i", np.asarray(points, dtype=np.float64) - closest.point, n) < 0

@@ -21,7 +21,7 @@ def test_sample_counts_and_proportions():
     samples = sample_shape(mesh, cfg, np.random.default_rng(0))
     points, sdf = samples.points, samples.sdf
     assert points.shape == (10_000, 3) and sdf.shape == (10_000,)  # a sphere: every sign is sure
-    assert samples.qa["sign_method"] == "parity" and samples.qa["dropped_fraction"] == 0.0
+    assert samples.qa["sign_method"] == "pseudonormal" and samples.qa["dropped_fraction"] == 0.0
     near, uniform = points[:9400], points[9400:]  # DeepSDF: 47/50 near the surface
     assert np.abs(np.linalg.norm(near, axis=1) - 0.5).mean() < 0.1
     assert np.abs(uniform).max() <= 1.0 and np.abs(uniform).mean() > 0.4
