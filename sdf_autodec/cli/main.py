@@ -12,6 +12,7 @@ COMMANDS = {
     "mesh": ("sdf_autodec.cli.commands", "mesh_main", "training latents → meshes (marching cubes)"),
     "eval": ("sdf_autodec.cli.commands", "eval_main", "meshes vs ground truth → metrics JSON (Chamfer, F-score, NC)"),
     "demo": ("sdf_autodec.cli.demo", "demo_main", "all of it on the bundled procedural shapes"),
+    "mnist": ("sdf_autodec.cli.mnist", "mnist_main", "images: autoencoder vs autodecoder on MNIST, masked completion, latent spaces"),
 }
 
 USAGE = """usage: sdf-autodec <command> [key=value ...] [--help]

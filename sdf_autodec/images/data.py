@@ -27,8 +27,6 @@ FILES = {
 class DataConfig:
     """Which MNIST images the study uses."""
 
-    data_dir: str = "../shared/data/mnist"
-    """Folder with the four original IDX files (``train-images-idx3-ubyte[.gz]`` ...)."""
     train_size: int = 10_000
     """Training images (both models train on the same ones)."""
     val_size: int = 1_000
@@ -102,10 +100,10 @@ def _subset(images: np.ndarray, labels: np.ndarray, index: torch.Tensor, size: i
     return ImageSet(pad_images(images[idx], size), torch.from_numpy(labels[idx].astype(np.int64)), index.clone())
 
 
-def load_splits(cfg: DataConfig) -> MnistSplits:
-    """The study's three subsets (see module docstring)."""
-    train_images, train_labels = load_mnist(cfg.data_dir, "train")
-    test_images, test_labels = load_mnist(cfg.data_dir, "test")
+def load_splits(data_dir: str | Path, cfg: DataConfig) -> MnistSplits:
+    """The study's three subsets (see module docstring) from the IDX files in ``data_dir``."""
+    train_images, train_labels = load_mnist(data_dir, "train")
+    test_images, test_labels = load_mnist(data_dir, "test")
     if cfg.train_size < 1 or cfg.val_size < 1 or cfg.test_size < 1:
         raise ValueError(f"train_size, val_size and test_size must be >= 1, got {cfg.train_size}, {cfg.val_size}, {cfg.test_size}")
     if cfg.train_size + cfg.val_size > len(train_images):

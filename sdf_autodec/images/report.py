@@ -1,0 +1,250 @@
+"""What the MNIST study writes: PNG figures, ``results.json`` and ``report.md``.
+
+``results.json`` is read and updated by each stage (written atomically, strict JSON: no NaN). Its
+required shape, for scripts::
+
+    {"center": {"8": {"ae_masked_input": M, "ae_masked_loss": M, "ad": M}, "12": ..., "16": ..., "20": ...},
+     "random50": {"ae": M, "ad": M}, "top_half": {"ae": M, "ad": M},
+     "clusters": {"ae": {...}, "ad": {...}}}
+
+with ``M = {"mse_hidden", "psnr_hidden", "mse_whole", "psnr_whole"}``; other keys are added
+(``full``, ``training``, ``seconds``, ``notes``, ``config``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdf_autodec.atomic import atomic_write
+
+HIDDEN_TINT = (0.15, 0.3, 0.75)
+"""RGB of hidden pixels in the figures' input columns."""
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    _plt().close(fig)
+
+
+def _clean(value):
+    """Plain JSON types; non-finite floats become None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.floating, np.integer)):
+        return _clean(value.item())
+    return value
+
+
+def read_results(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); remove it to start afresh") from None
+
+
+def update_results(path: str | Path, parts: dict) -> dict:
+    """Merge ``parts`` (top-level keys) into ``results.json`` and write it atomically; returns the whole."""
+    results = read_results(path)
+    results.update(_clean(parts))
+    text = json.dumps(results, indent=2, allow_nan=False)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return results
+
+
+def _rgb(images: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
+    """``(n, 1, S, S)`` → ``(n, S, S, 3)`` in [0, 1]; pixels where ``masks`` is 0 get :data:`HIDDEN_TINT`."""
+    gray = images.detach().clamp(0, 1)[:, 0].cpu().numpy()
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    if masks is not None:
+        hidden = (masks.expand_as(images)[:, 0] < 0.5).cpu().numpy()
+        rgb[hidden] = HIDDEN_TINT
+    return rgb
+
+
+def image_grid(path: Path, columns: list[tuple[str, torch.Tensor, torch.Tensor | None]], title: str = "") -> None:
+    """One row per image, one column per ``(title, images: (n, 1, S, S), masks or None)``."""
+    plt = _plt()
+    n = columns[0][1].shape[0]
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.15 * len(columns), 1.15 * n + 0.5), squeeze=False)
+    for j, (name, images, masks) in enumerate(columns):
+        rgb = _rgb(images, masks)
+        for i in range(n):
+            ax = axes[i, j]
+            ax.imshow(rgb[i], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def completion_figure(path: Path, name: str, truth: torch.Tensor, masks: torch.Tensor, inputs: dict, outputs: dict) -> None:
+    """Input, output and truth of every model of one experiment, for ``truth: (n, 1, S, S)``."""
+    columns = []
+    for model in outputs:
+        shown_masks = None if inputs[model] is truth or torch.equal(inputs[model], truth) else masks
+        columns.append((f"{model}\ninput", inputs[model], shown_masks))
+        columns.append((f"{model}\noutput", outputs[model], None))
+    columns.append(("truth", truth, None))
+    image_grid(path, columns, title=f"{name}: hidden pixels in blue")
+
+
+def loss_figure(path: Path, training: dict) -> None:
+    """Train and validation reconstruction MSE per epoch of the AE and the AD (log scale)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    styles = {"ae": "tab:orange", "ad": "tab:blue"}
+    for model, color in styles.items():
+        hist = training.get(model, {}).get("history", [])
+        if not hist:
+            continue
+        epochs = [r["epoch"] for r in hist]
+        ax.semilogy(epochs, [r["train"] for r in hist], color=color, label=f"{model.upper()} train")
+        val = [(r["epoch"], r["val"]) for r in hist if r.get("val") is not None and math.isfinite(r["val"])]
+        label = f"{model.upper()} validation" + (" (codes fitted, decoder frozen)" if model == "ad" else "")
+        ax.semilogy([e for e, _ in val], [v for _, v in val], "o--", color=color, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("reconstruction MSE per pixel")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def tsne_figure(path: Path, embeddings: dict[str, np.ndarray], labels: np.ndarray, scores: dict[str, dict]) -> None:
+    """Side-by-side t-SNE maps coloured by digit, with each model's cluster scores in its title."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(5 * len(embeddings), 4.8), squeeze=False)
+    for ax, (name, xy) in zip(axes[0], embeddings.items()):
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
+        s = scores.get(name, {})
+        ax.set_title(f"{name.upper()}: k-NN acc {s.get('knn_accuracy', float('nan')):.3f}, silhouette {s.get('silhouette', float('nan')):.3f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="digit")
+    _save(fig, path)
+
+
+def progress_figure(path: Path, snapshots: dict[int, torch.Tensor], truth: torch.Tensor) -> None:
+    """Rows: the AD's reconstructions of tracked training images after each recorded epoch, then the truth."""
+    plt = _plt()
+    rows = [(f"epoch {e}", snapshots[e]) for e in sorted(snapshots)] + [("truth", truth)]
+    n = truth.shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n + 0.8, 1.0 * len(rows)), squeeze=False)
+    for i, (name, images) in enumerate(rows):
+        rgb = _rgb(images)
+        for j in range(n):
+            ax = axes[i, j]
+            ax.imshow(rgb[j], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("autodecoder: training images across epochs", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def interpolation_figure(path: Path, strips: dict[str, torch.Tensor], alphas: list[float], title: str) -> None:
+    """``strips[model]: (P, A, 1, S, S)`` decoded interpolations; rows = pairs x models, columns = α."""
+    plt = _plt()
+    models = list(strips)
+    pairs = strips[models[0]].shape[0]
+    fig, axes = plt.subplots(pairs * len(models), len(alphas), figsize=(1.0 * len(alphas) + 0.8, 1.0 * pairs * len(models) + 0.4), squeeze=False)
+    for p in range(pairs):
+        for m, model in enumerate(models):
+            row = p * len(models) + m
+            rgb = _rgb(strips[model][p])
+            for j, a in enumerate(alphas):
+                ax = axes[row, j]
+                ax.imshow(rgb[j], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(f"α={a:.2g}", fontsize=7)
+            axes[row, 0].set_ylabel(model.upper(), fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _m(entry: dict | None, key: str, fmt: str) -> str:
+    if not entry or entry.get(key) is None:
+        return "–"
+    return format(entry[key], fmt)
+
+
+def write_report(path: Path, results: dict, figures: list[str]) -> None:
+    """``report.md``: the tables of ``results`` and the figures (paths relative to the report)."""
+    lines = ["# Autoencoder vs autodecoder on MNIST", ""]
+    cfg = results.get("config", {})
+    data = cfg.get("data", {})
+    if data:
+        lines += [
+            f"Training images: {data.get('train_size')} (both models), validation: {data.get('val_size')}, "
+            f"test: {data.get('test_size')} (MNIST test file), padded to {data.get('image_size')} x {data.get('image_size')}. "
+            f"Latent size {cfg.get('net', {}).get('latent_size')} for both models. MSE per pixel on [0, 1] "
+            "(outputs clamped), PSNR = 10 log10(1 / MSE) of the mean MSE.",
+            "",
+        ]
+    header = "| experiment | model | MSE hidden | PSNR hidden (dB) | MSE whole | PSNR whole (dB) |"
+    rule = "|---|---|---:|---:|---:|---:|"
+    rows = []
+    for size, entry in results.get("center", {}).items():
+        for model, m in entry.items():
+            rows.append(f"| centre {size}x{size} | {model} | {_m(m, 'mse_hidden', '.4f')} | {_m(m, 'psnr_hidden', '.2f')} | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
+    for name in [k for k in results if k not in ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation") and isinstance(results[k], dict)]:
+        for model, m in results[name].items():
+            if isinstance(m, dict):
+                rows.append(f"| {name} | {model} | {_m(m, 'mse_hidden', '.4f')} | {_m(m, 'psnr_hidden', '.2f')} | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
+    for model, m in results.get("full", {}).items():
+        rows.append(f"| nothing hidden | {model} | – | – | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
+    if rows:
+        lines += ["## Masked completion", "", header, rule, *rows, ""]
+    notes = results.get("notes", {})
+    if notes:
+        lines += [f"- **{k}**: {v}" for k, v in notes.items()] + [""]
+    clusters = results.get("clusters", {})
+    if clusters:
+        lines += ["## Latent spaces", "", "| model | k-NN accuracy (test codes) | silhouette (test codes) | silhouette (training codes) |", "|---|---:|---:|---:|"]
+        for model, s in clusters.items():
+            lines.append(f"| {model} | {_m(s, 'knn_accuracy', '.3f')} | {_m(s, 'silhouette', '.3f')} | {_m(s, 'silhouette_train', '.3f')} |")
+        lines.append("")
+    training = results.get("training", {})
+    if training:
+        lines += ["## Training", "", "| model | epochs | final train MSE | final validation MSE | seconds |", "|---|---:|---:|---:|---:|"]
+        for model, t in training.items():
+            hist = t.get("history", [])
+            vals = [r["val"] for r in hist if r.get("val") is not None]
+            lines.append(f"| {model} | {len(hist)} | {hist[-1]['train']:.4f} | {vals[-1]:.4f} | {t.get('seconds', 0):.0f} |" if hist and vals else f"| {model} | 0 | – | – | – |")
+        lines.append("")
+    seconds = results.get("seconds", {})
+    if seconds:
+        lines += ["Wall time per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), ""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+    text = "\n".join(lines)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

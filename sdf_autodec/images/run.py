@@ -1,0 +1,363 @@
+"""``sdf-autodec mnist``: the whole study, in stages, into one output folder.
+
+Stages (``stages=[...]``, run in this order; a later stage loads what an earlier run wrote)::
+
+    train-ae     the AE; one AE per centre square trained with a loss that ignores it; one AE per
+                 extra mask (random50, top_half) trained with such masks on its input
+                 → DIR/models/ae*.pt
+    train-ad     the autodecoder (decoder + one code per training image)
+                 → DIR/models/ad.pt, DIR/ad_progress.png
+    complete     the masked experiments on the test images (AD codes fitted in batches)
+                 → results.json: center, random50, top_half, full; DIR/completion_<mask>.png;
+                   DIR/models/ad_test_codes.pt (the AD's codes of the unmasked test images)
+    interpolate  linear interpolation between pairs of test images in both latent spaces
+                 → DIR/interpolation_midpoint.png, DIR/interpolation_strip.png
+    tsne         t-SNE maps of both latent spaces, k-NN accuracy and silhouette by digit
+                 → results.json: clusters; DIR/tsne.png
+    report       → DIR/loss_curves.png, DIR/report.md
+
+Every stage records its wall time in ``results.json["seconds"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from sdf_autodec.atomic import atomic_write
+from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sdf_autodec.core.fitting import FitConfig
+from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
+from sdf_autodec.images.data import DataConfig, MnistSplits, load_splits
+from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
+from sdf_autodec.images.masks import center_square, make_mask
+from sdf_autodec.images.report import (
+    completion_figure,
+    image_grid,
+    interpolation_figure,
+    loss_figure,
+    progress_figure,
+    read_results,
+    tsne_figure,
+    update_results,
+    write_report,
+)
+from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
+from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
+
+STAGES = ("train-ae", "train-ad", "complete", "interpolate", "tsne", "report")
+FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
+           "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
+           "interpolation_strip.png", "tsne.png", "ad_progress.png")
+
+
+@dataclass
+class MnistConfig:
+    """The MNIST study: autoencoder vs autodecoder, masked completion, latent spaces."""
+
+    output: str = "mnist_out"
+    """Folder for models, figures, results.json and report.md."""
+    data_dir: str = "../shared/data/mnist"
+    """Folder with MNIST's four IDX files (gzipped or not)."""
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    """Stages to run, of: train-ae, train-ad, complete, interpolate, tsne, report."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which images: sizes of the training, validation and test subsets."""
+    net: ConvNetConfig = field(default_factory=lambda: ConvNetConfig(latent_size=32, channels=[16, 32, 64]))
+    """Both models' networks (the same latent size)."""
+    ae: AETrainConfig = field(default_factory=AETrainConfig)
+    """Training of every autoencoder."""
+    ad: ADTrainConfig = field(default_factory=ADTrainConfig)
+    """Training of the autodecoder."""
+    fit: FitConfig = field(default_factory=lambda: FitConfig(iterations=100, lr=5e-2, lr_drop_at=0.6, init_std=0.0, code_reg_weight=1e-4))
+    """Fitting of the test images' codes; ``fit.code_reg_weight`` must equal ``ad.code_reg_weight``
+    (one code prior for training and inference)."""
+    center_sizes: list[int] = field(default_factory=lambda: [8, 12, 16, 20])
+    """Sides of the hidden centre squares."""
+    extra_masks: list[str] = field(default_factory=lambda: ["random50", "top_half"])
+    """Further masks (randomP, top_half, left_half ...), where an AE has no natural answer."""
+    ae_mask_training: bool = True
+    """Train one AE per extra mask with such masks on its input (the AE's best fair chance there)."""
+    fit_batch_size: int = 1000
+    """Test images whose codes are fitted together in one batch."""
+    examples: int = 8
+    """Test images shown in each completion figure."""
+    interpolation_pairs: int = 4
+    """Pairs of test images interpolated."""
+    interpolation_steps: int = 9
+    """Values of α from 0 to 1 in the strip."""
+    tsne_points: int = 1000
+    """Test codes in each t-SNE map."""
+    knn_k: int = 5
+    """Neighbours of the k-NN classifier on the codes."""
+    progress_images: int = 8
+    """Training images whose reconstructions are followed across the AD's epochs."""
+    seed: int = 0
+    """Seed of everything (subsets, weights, batches, masks, codes, t-SNE)."""
+    device: str = "auto"
+    """``auto`` (CUDA if present, else CPU), ``cpu`` or ``cuda[:N]``."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    progress: bool = True
+    """Progress bars."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} asked for, but CUDA is not available; use device=cpu")
+    return device
+
+
+def validate(cfg: MnistConfig) -> None:
+    """Impossible configurations fail before anything runs, with one line."""
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    if cfg.fit.code_reg_weight != cfg.ad.code_reg_weight:
+        raise ValueError(
+            f"fit.code_reg_weight={cfg.fit.code_reg_weight} differs from ad.code_reg_weight={cfg.ad.code_reg_weight}: "
+            "the code prior must be the same at training and inference"
+        )
+    for s in cfg.center_sizes:
+        center_square(s, cfg.net.image_size)  # raises when it does not fit
+    for name in cfg.extra_masks:
+        make_mask(name, 1, cfg.net.image_size)
+    if min(cfg.examples, cfg.interpolation_pairs, cfg.interpolation_steps, cfg.tsne_points, cfg.knn_k, cfg.fit_batch_size, cfg.progress_images) < 1:
+        raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
+
+
+class Study:
+    """State shared by the stages of one run: config, data, device, paths."""
+
+    def __init__(self, cfg: MnistConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output)
+        self.models = self.out / "models"
+        self.results = self.out / "results.json"
+        self.device = resolve_device(cfg.device)
+        self.splits: MnistSplits = load_splits(cfg.data_dir, cfg.data)
+        self.signature = {"net": asdict(cfg.net), "data": asdict(cfg.data), "seed": cfg.seed}
+
+    # -- models on disk ------------------------------------------------------------------------
+
+    def save_model(self, name: str, kind: str, module: torch.nn.Module, latents: torch.Tensor | None = None, extra: dict | None = None) -> None:
+        ids = [f"train:{int(i)}" for i in self.splits.train.index] if latents is not None else []
+        payload = {
+            "kind": kind, "config": json.loads(json.dumps(self.signature)), "epoch": 0, "decoder": module.state_dict(),
+            "latents": latents.detach().cpu() if latents is not None else torch.zeros(0, self.cfg.net.latent_size),
+            "instance_ids": ids, "extra": extra or {},
+        }
+        save_checkpoint(self.models / f"{name}.pt", payload)
+
+    def load_state(self, name: str, kind: str) -> dict:
+        path = self.models / f"{name}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model not found; run the training stages first (stages=[train-ae,train-ad,...])")
+        ckpt = load_checkpoint(path, kind=kind)
+        if ckpt["config"] != json.loads(json.dumps(self.signature)):
+            raise CheckpointError(f"{path}: trained with another network, data or seed than this run asks for; retrain it")
+        return ckpt
+
+    def load_ae(self, name: str) -> ConvAutoencoder:
+        model = ConvAutoencoder(self.cfg.net)
+        model.load_state_dict(self.load_state(name, "mnist-ae")["decoder"])
+        return model.to(self.device).eval()
+
+    def load_ad(self) -> tuple[CoordConvDecoder, torch.Tensor]:
+        ckpt = self.load_state("ad", "mnist-ad")
+        decoder = CoordConvDecoder(self.cfg.net)
+        decoder.load_state_dict(ckpt["decoder"])
+        return decoder.to(self.device).eval(), ckpt["latents"]
+
+    def record_training(self, name: str, history: list[dict], seconds: float) -> None:
+        training = read_results(self.results).get("training", {})
+        training[name] = {"history": history, "seconds": seconds}
+        update_results(self.results, {"training": training})
+
+    def ad_test_codes(self, decoder: CoordConvDecoder) -> torch.Tensor:
+        """The AD's codes of the unmasked test images: written by ``complete``, else fitted now."""
+        path = self.models / "ad_test_codes.pt"
+        index = self.splits.test.index
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if torch.equal(saved.get("test_index", torch.empty(0)), index) and saved.get("config") == json.dumps(self.signature, sort_keys=True):
+                return saved["codes"]
+        codes, _ = fit_codes(decoder, self.splits.test.images, None, self.cfg.net.latent_size, self.cfg.fit, self.cfg.fit_batch_size)
+        self.save_test_codes(codes)
+        return codes
+
+    def save_test_codes(self, codes: torch.Tensor) -> None:
+        payload = {"codes": codes.cpu(), "test_index": self.splits.test.index, "config": json.dumps(self.signature, sort_keys=True)}
+        atomic_write(self.models / "ad_test_codes.pt", lambda tmp: torch.save(payload, tmp))
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def train_ae(self) -> None:
+        cfg, train, val = self.cfg, self.splits.train.images, self.splits.val.images
+        variants = [("ae", None, None)]
+        variants += [(f"ae_masked_loss_center{s}", center_square(s, cfg.net.image_size), None) for s in cfg.center_sizes]
+        if cfg.ae_mask_training:
+            for name in cfg.extra_masks:
+                variants.append((f"ae_mask_trained_{name}", None, lambda n, g, name=name: make_mask(name, n, cfg.net.image_size, g)))
+        for name, loss_mask, input_masks in variants:
+            seed_global(cfg.seed, name, "init")
+            model = ConvAutoencoder(cfg.net).to(self.device)
+            result = train_autoencoder(
+                model, train, val, cfg.ae, cfg.seed, name=name, loss_mask=None if loss_mask is None else loss_mask.to(self.device),
+                input_masks=input_masks, progress=cfg.progress,
+            )
+            self.save_model(name, "mnist-ae", model)
+            self.record_training(name, result.history, result.seconds)
+
+    def train_ad(self) -> None:
+        cfg = self.cfg
+        seed_global(cfg.seed, "ad", "init")
+        decoder = CoordConvDecoder(cfg.net).to(self.device)
+        track = torch.arange(min(cfg.progress_images, len(self.splits.train)))
+        latents, result = train_autodecoder(decoder, cfg.net.latent_size, self.splits.train.images, self.splits.val.images, cfg.ad, cfg.seed, track=track, progress=cfg.progress)
+        self.save_model("ad", "mnist-ad", decoder, latents.weight)
+        self.record_training("ad", result.history, result.seconds)
+        if result.snapshots:
+            progress_figure(self.out / "ad_progress.png", result.snapshots, self.splits.train.images[track])
+
+    def complete(self) -> None:
+        cfg = self.cfg
+        ae_mask_trained = {}
+        if cfg.ae_mask_training:
+            ae_mask_trained = {name: self.load_ae(f"ae_mask_trained_{name}") for name in cfg.extra_masks}
+        decoder, _ = self.load_ad()
+        models = CompletionModels(
+            ae=self.load_ae("ae"),
+            ae_masked_loss={s: self.load_ae(f"ae_masked_loss_center{s}") for s in cfg.center_sizes},
+            ae_mask_trained=ae_mask_trained,
+            ad=decoder,
+            latent_size=cfg.net.latent_size,
+        )
+        images = self.splits.test.images
+        outcomes, full_codes = run_experiments(models, images, cfg.center_sizes, cfg.extra_masks, cfg.fit, cfg.seed, cfg.fit_batch_size, cfg.progress)
+        self.save_test_codes(full_codes)
+        shown = slice(0, min(cfg.examples, len(images)))
+        for name, outcome in outcomes.items():
+            completion_figure(
+                self.out / f"completion_{name}.png", name, images[shown], outcome.masks[shown],
+                {k: v[shown] for k, v in outcome.inputs.items()}, {k: v[shown] for k, v in outcome.outputs.items()},
+            )
+        parts = {"center": {str(s): outcomes[f"center{s}"].scores for s in cfg.center_sizes}, "full": outcomes["full"].scores}
+        notes = {}
+        for name in cfg.extra_masks:
+            parts[name] = outcomes[name].scores
+            notes[f"{name}.ae"] = (
+                f"an AE trained on the same training images with {name} masks on its input (loss on every pixel), fed the masked test image"
+                if cfg.ae_mask_training else "the AE trained normally, fed the masked test image (no AE was trained with such masks: ae_mask_training=false)"
+            )
+            notes[f"{name}.ae_masked_input"] = "the AE trained normally, fed the masked test image"
+        notes["center.ae_masked_loss"] = "an AE trained with a loss that ignores the centre square, fed the whole test image (as in the original study)"
+        notes["ad"] = f"codes fitted to the visible pixels only ({cfg.fit.iterations} Adam steps, {cfg.fit_batch_size} images per batch), decoder frozen"
+        parts["notes"] = notes
+        update_results(self.results, parts)
+
+    def interpolate(self) -> None:
+        cfg = self.cfg
+        test = self.splits.test
+        decoder, _ = self.load_ad()
+        ae = self.load_ae("ae")
+        ad_codes = self.ad_test_codes(decoder)
+        pairs = self._pairs(cfg.interpolation_pairs)
+        alphas = torch.linspace(0, 1, cfg.interpolation_steps)
+        a, b = pairs[:, 0], pairs[:, 1]
+        with torch.no_grad():
+            ae_codes = torch.cat([ae.encode(test.images[p].to(self.device)).cpu() for p in (a, b)]).view(2, len(pairs), -1)
+        strips, mids = {}, {}
+        for name, (za, zb), decode in (("ae", ae_codes, lambda z: ae_outputs_from_codes(ae, z)), ("ad", (ad_codes[a], ad_codes[b]), lambda z: ad_decode(decoder, z))):
+            codes = interpolate(za, zb, alphas)  # (P, A, D)
+            strips[name] = decode(codes.flatten(0, 1)).view(len(pairs), len(alphas), *test.images.shape[1:])
+            mids[name] = decode(interpolate(za, zb, torch.tensor([0.5])).flatten(0, 1)).view(len(pairs), 1, *test.images.shape[1:])
+        image_grid(
+            self.out / "interpolation_midpoint.png",
+            [("image A", test.images[a], None), ("AE, α=0.5", mids["ae"][:, 0], None), ("AD, α=0.5", mids["ad"][:, 0], None), ("image B", test.images[b], None)],
+            title="decoded midpoint of the codes of A and B",
+        )
+        interpolation_figure(self.out / "interpolation_strip.png", strips, alphas.tolist(), "decoded (1-α)·z_A + α·z_B, test images")
+        update_results(self.results, {"interpolation": {"pairs": [[int(test.index[i]), int(test.index[j])] for i, j in pairs.tolist()],
+                                                         "digits": [[int(test.labels[i]), int(test.labels[j])] for i, j in pairs.tolist()]}})
+
+    def _pairs(self, count: int) -> torch.Tensor:
+        """``(P, 2)`` indices of test images, each pair of two different digits where possible (seeded)."""
+        labels = self.splits.test.labels
+        order = torch.randperm(len(labels), generator=torch_generator(self.cfg.seed, "interpolation-pairs")).tolist()
+        pairs, used = [], set()
+        for i in order:
+            if len(pairs) == count:
+                break
+            if i in used:
+                continue
+            partner = next((j for j in order if j not in used and j != i and labels[j] != labels[i]), None)
+            partner = partner if partner is not None else next((j for j in order if j not in used and j != i), i)
+            used |= {i, partner}
+            pairs.append((i, partner))
+        return torch.tensor(pairs, dtype=torch.long).view(-1, 2)
+
+    def tsne(self) -> None:
+        cfg, train, test = self.cfg, self.splits.train, self.splits.test
+        decoder, ad_train_codes = self.load_ad()
+        ae = self.load_ae("ae")
+        with torch.no_grad():
+            ae_train = torch.cat([ae.encode(train.images[i : i + 500].to(self.device)).cpu() for i in range(0, len(train), 500)])
+            ae_test = torch.cat([ae.encode(test.images[i : i + 500].to(self.device)).cpu() for i in range(0, len(test), 500)])
+        ad_test = self.ad_test_codes(decoder)
+        scores = {
+            "ae": cluster_scores(ae_train, train.labels, ae_test, test.labels, cfg.knn_k, cfg.seed),
+            "ad": cluster_scores(ad_train_codes, train.labels, ad_test, test.labels, cfg.knn_k, cfg.seed),
+        }
+        n = min(cfg.tsne_points, len(test))
+        embeddings = {"ae": tsne_embedding(ae_test[:n], cfg.seed), "ad": tsne_embedding(ad_test[:n], cfg.seed)}
+        tsne_figure(self.out / "tsne.png", embeddings, test.labels[:n].numpy(), scores)
+        update_results(self.results, {"clusters": scores})
+
+    def report(self) -> None:
+        results = read_results(self.results)
+        if results.get("training"):
+            loss_figure(self.out / "loss_curves.png", results["training"])
+        figures = [f for f in FIGURES if (self.out / f).is_file()]
+        figures += sorted(p.name for p in self.out.glob("*.png") if p.name not in figures)
+        write_report(self.out / "report.md", results, figures)
+
+
+def ae_outputs_from_codes(ae: ConvAutoencoder, codes: torch.Tensor) -> torch.Tensor:
+    """The AE's decoder on ``codes: (N, D)`` → ``(N, C, S, S)`` on CPU."""
+    device = next(ae.parameters()).device
+    with torch.no_grad():
+        return torch.cat([ae.decoder(codes[i : i + 500].to(device)).cpu() for i in range(0, len(codes), 500)])
+
+
+def run_mnist(cfg: MnistConfig) -> dict:
+    """Run ``cfg.stages`` (see module docstring); returns the contents of ``results.json``."""
+    validate(cfg)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    study = Study(cfg)
+    study.out.mkdir(parents=True, exist_ok=True)
+    update_results(study.results, {"config": asdict(cfg)})
+    actions = {"train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "report": study.report}
+    for stage in STAGES:
+        if stage not in cfg.stages:
+            continue
+        if cfg.progress:
+            print(f"[mnist] {stage} ...", flush=True)
+        t0 = time.perf_counter()
+        actions[stage]()
+        seconds = read_results(study.results).get("seconds", {})
+        seconds[stage] = round(time.perf_counter() - t0, 2)
+        seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 2)
+        update_results(study.results, {"seconds": seconds})
+    if "report" in cfg.stages:  # the report's own time is known only now: write it again with it
+        study.report()
+    return read_results(study.results)
