@@ -46,7 +46,13 @@ class SampleConfig:
     is closed and consistently oriented, a parity vote if it is closed only, else the winding number."""
     sign_check_fraction: float = 0.05
     """Share of the samples whose pseudo-normal sign is checked against the winding number; any
-    confident disagreement (overlapping closed parts, for one) sends the whole mesh to the winding number."""
+    disagreement the winding number is sure of (``min_agreement``) (overlapping closed parts, for one) sends the whole mesh to the winding number."""
+    winding_near_defects_only: bool = True
+    """Meshes signed by the winding number: evaluate it only near holes and inconsistent faces (and
+    on the check sample), with pseudo-normals elsewhere; ``false`` evaluates it everywhere (slower)."""
+    max_check_mismatch: float = 0.0
+    """Share of checked pseudo-normal signs a sure winding number may contradict, on meshes
+    with defects, before the winding number decides every sample."""
     sign_rays: int = 9
     """Rays voting on each sample's sign (odd), for the parity vote."""
     min_agreement: float = 0.75
@@ -180,7 +186,36 @@ class Signs:
     inside: np.ndarray  # (N,) bool
     agreement: np.ndarray  # (N,) float32 in [0.5, 1]
     method: str  # the method that decided them (pseudonormal falls back to winding when its check fails)
-    check_mismatch: float | None = None  # pseudonormal: share of checked samples a confident winding number contradicts
+    check_mismatch: float | None = None  # share of checked pseudo-normal signs a sure winding number contradicts
+    winding_share: float | None = None  # winding: share of the samples whose sign the winding number decided
+
+
+def _check_sample(count: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(count, min(count, max(1, int(np.ceil(fraction * count)))), replace=False)
+
+
+def _winding_near_defects(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest) -> Signs:
+    """Signs on a mesh with holes or inconsistent faces: the winding number where a defect is near
+    (see :func:`data_prep.signs.near_defects`), pseudo-normals elsewhere, checked against the winding
+    number on ``sign_check_fraction`` of the others; more than ``max_check_mismatch`` of those
+    contradicted sends every sample to the winding number."""
+    from data_prep.signs import near_defects, pseudo_normals, pseudonormal_inside, surface_defects, winding_inside
+
+    outer = surface.outer
+    risky = near_defects(surface_defects(outer.vertices, outer.faces), outer.vertices, outer.faces, closest)
+    safe = np.flatnonzero(~risky)
+    check = safe[_check_sample(len(safe), cfg.sign_check_fraction, np.random.default_rng(seed))] if len(safe) else safe
+    wound_idx = np.concatenate([np.flatnonzero(risky), check])
+    wound, wound_agreement = winding_inside(outer.vertices, outer.faces, points[wound_idx])
+    inside = pseudonormal_inside(pseudo_normals(outer), points, closest)
+    confident = wound_agreement[-len(check):] >= cfg.min_agreement if len(check) else np.zeros(0, bool)
+    mismatch = float(((wound[-len(check):] != inside[check]) & confident).mean()) if len(check) else 0.0
+    if mismatch > cfg.max_check_mismatch:
+        inside, agreement = winding_inside(outer.vertices, outer.faces, points)
+        return Signs(inside, agreement.astype(np.float32), "winding", mismatch, 1.0)
+    agreement = np.ones(len(points), dtype=np.float32)
+    inside[wound_idx], agreement[wound_idx] = wound, wound_agreement
+    return Signs(inside, agreement, "winding", mismatch, round(float(risky.mean()), 6))
 
 
 def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest=None) -> Signs:
@@ -189,19 +224,20 @@ def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, se
     from data_prep.signs import SignConfig, closest_points, pseudo_normals, pseudonormal_inside, vote_inside, winding_inside
 
     if surface.method == "winding":
-        inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
-        return Signs(inside, agreement.astype(np.float32), "winding")
+        if not cfg.winding_near_defects_only:
+            inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
+            return Signs(inside, agreement.astype(np.float32), "winding", winding_share=1.0)
+        return _winding_near_defects(surface, points, cfg, seed, closest_points(surface.scene, points) if closest is None else closest)
     if surface.method == "pseudonormal":
         closest = closest_points(surface.scene, points) if closest is None else closest
         inside = pseudonormal_inside(pseudo_normals(surface.outer), points, closest)
-        rng = np.random.default_rng(seed)
-        check = rng.choice(len(points), min(len(points), max(1, int(np.ceil(cfg.sign_check_fraction * len(points))))), replace=False)
+        check = _check_sample(len(points), cfg.sign_check_fraction, np.random.default_rng(seed))
         wound, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points[check])
-        mismatch = (wound != inside[check]) & (agreement >= UNANIMOUS)
+        mismatch = (wound != inside[check]) & (agreement >= cfg.min_agreement)
         if not mismatch.any():
             return Signs(inside, np.ones(len(points), dtype=np.float32), "pseudonormal", 0.0)
         inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
-        return Signs(inside, agreement.astype(np.float32), "winding", float(mismatch.mean()))
+        return Signs(inside, agreement.astype(np.float32), "winding", float(mismatch.mean()), 1.0)
     inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays), seed)
     return Signs(inside, agreement.astype(np.float32), "parity")
 
@@ -230,4 +266,6 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     }
     if signs.check_mismatch is not None:
         qa["pseudonormal_check_mismatch"] = round(signs.check_mismatch, 6)
+    if signs.winding_share is not None:
+        qa["winding_share"] = signs.winding_share
     return ShapeSamples(points[sure], sdf[sure], signs.agreement[sure], surface_points, surface_normals, surface.outer, qa, t)
