@@ -56,9 +56,9 @@ def squared_error(predictions: torch.Tensor, obs: Observations) -> torch.Tensor:
 class AETrainConfig:
     """Training of the convolutional autoencoder."""
 
-    epochs: int = 12
+    epochs: int = 10
     """Passes over the training images."""
-    batch_size: int = 64
+    batch_size: int = 128
     """Images per step."""
     lr: float = 2e-3
     """Adam learning rate."""
@@ -70,7 +70,7 @@ class AETrainConfig:
 class ADTrainConfig:
     """Training of the autodecoder (decoder + one code per training image)."""
 
-    epochs: int = 40
+    epochs: int = 30
     """Passes over the training images (each code gets one gradient per epoch)."""
     batch_size: int = 64
     """Images (and codes) per step."""
@@ -84,10 +84,12 @@ class ADTrainConfig:
     """L2 penalty on the decoder's weights (Adam's weight decay)."""
     code_init_std: float = 0.1
     """Std of the initial training codes."""
-    lr_halve_every: int = 15
+    lr_halve_every: int = 12
     """Both learning rates are halved every this many epochs (0: never)."""
     val_every: int = 5
     """Epochs between validation fits (and always after the last epoch)."""
+    val_images: int = 500
+    """Validation images whose codes are fitted (the first ones of the validation subset)."""
     val_fit: FitConfig = field(default_factory=lambda: FitConfig(iterations=50, lr=5e-2, lr_drop_at=0.6, init_std=0.0))
     """Fitting of the validation codes (cheaper than the experiments' ``fit``); its code prior is ``code_reg_weight``."""
 
@@ -194,12 +196,13 @@ def train_autodecoder(
 ) -> tuple[LatentTable, TrainResult]:
     """Train ``decoder`` (``f(z, q) -> (K, C, S, S)``) and one code per image of ``train: (N, C, S, S)``.
 
-    ``val: (M, C, S, S)`` images whose codes are fitted every ``cfg.val_every`` epochs. ``track``:
+    ``val: (M, C, S, S)`` images whose codes (the first ``cfg.val_images``) are fitted every ``cfg.val_every`` epochs. ``track``:
     indices of training images whose reconstructions are recorded at :func:`snapshot_epochs`.
     Returns the latent table (row i = code of ``train[i]``) and the history.
     """
-    if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.val_every < 1:
-        raise ValueError(f"impossible AD training config: epochs={cfg.epochs}, batch_size={cfg.batch_size}, val_every={cfg.val_every}")
+    if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.val_every < 1 or cfg.val_images < 1:
+        raise ValueError(f"impossible AD training config: epochs={cfg.epochs}, batch_size={cfg.batch_size}, val_every={cfg.val_every}, val_images={cfg.val_images}")
+    val = val[: cfg.val_images]
     device = next(decoder.parameters()).device
     latents = LatentTable(len(train), latent_size, cfg.code_init_std, generator=torch_generator(seed, "ad", "codes")).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes, cfg.weight_decay)

@@ -1,0 +1,291 @@
+"""The image domain: IDX reader, MNIST splits, masks, networks, masked fitting, metrics, the mnist command."""
+
+import gzip
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+import sdf_autodec.cli.mnist  # noqa: F401  (registers the mnist schema)
+from sdf_autodec.core.engine import make_optimizer, training_step
+from sdf_autodec.core.fitting import FitConfig
+from sdf_autodec.core.latents import LatentTable
+from sdf_autodec.images.data import DataConfig, load_mnist, load_splits, pad_images
+from sdf_autodec.images.idx import IMAGES_MAGIC, LABELS_MAGIC, IdxError, idx_bytes, read_idx
+from sdf_autodec.images.latent_space import cluster_scores, interpolate
+from sdf_autodec.images.masks import center_square, half, make_mask, random_pixels
+from sdf_autodec.images.metrics import masked_scores
+from sdf_autodec.images.run import MnistConfig, validate
+from sdf_autodec.images.train import fit_codes, pixel_observations, squared_error
+from sdf_autodec.nn.conv import ConvAutoencoder, ConvEncoder, ConvNetConfig, CoordConvDecoder
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").is_file(), reason=f"MNIST not found at {MNIST} (../shared/data/mnist)")
+
+# md5 of the uncompressed files, from ../shared/data/README.md
+MD5 = {
+    "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+}
+TINY = ConvNetConfig(latent_size=4, channels=[4, 8, 8])
+
+
+def cli(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "sdf_autodec.cli.main", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def write_fake_mnist(folder: Path, n_train=60, n_test=30, n_train_labels=None, seed=0) -> Path:
+    """Four gzipped IDX files of random 28x28 'digits' in the standard names."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, n_labels in (("train", n_train, n_train_labels or n_train), ("t10k", n_test, n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n_labels) % 10).astype(np.uint8)
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    return folder
+
+
+# -- IDX ---------------------------------------------------------------------------------------
+
+
+def test_idx_round_trip_plain_and_gzipped(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    data = idx_bytes(images)
+    assert data[:4] == b"\x00\x00\x08\x03" and int.from_bytes(data[:4], "big") == IMAGES_MAGIC
+    (tmp_path / "a.idx").write_bytes(data)
+    (tmp_path / "a.idx.gz").write_bytes(gzip.compress(data))
+    for name in ("a.idx", "a.idx.gz"):
+        back = read_idx(tmp_path / name, IMAGES_MAGIC)
+        assert back.dtype == np.uint8 and np.array_equal(back, images)
+    floats = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)  # another type code, big-endian on disk
+    (tmp_path / "f.idx").write_bytes(idx_bytes(floats))
+    assert np.array_equal(read_idx(tmp_path / "f.idx"), floats)
+
+
+def _one_line_error(path, expected_magic, match):
+    with pytest.raises(IdxError) as e:
+        read_idx(path, expected_magic)
+    message = str(e.value)
+    assert "\n" not in message and str(path) in message and match in message, message
+
+
+def test_idx_bad_input_is_one_line_naming_the_file(tmp_path):
+    labels = np.arange(10, dtype=np.uint8)
+    good = idx_bytes(labels)
+    cases = {
+        "not_idx.gz": (gzip.compress(b"\x12\x34\x08\x01" + good[4:]), "bad magic number"),
+        "images_as_labels.gz": (gzip.compress(idx_bytes(np.zeros((2, 2, 2), np.uint8))), "magic number 2051, expected 2049"),
+        "truncated_data.gz": (gzip.compress(good[:-3]), "truncated"),
+        "truncated_header.gz": (gzip.compress(good[:6]), "truncated header"),
+        "too_long.gz": (gzip.compress(good + b"\x00\x00"), "2 bytes beyond"),
+        "broken_stream.gz": (gzip.compress(good)[:-12], "broken gzip stream"),
+        "empty": (b"", "too short"),
+    }
+    for name, (data, match) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        _one_line_error(tmp_path / name, LABELS_MAGIC, match)
+    _one_line_error(tmp_path / "absent.gz", LABELS_MAGIC, "not found")
+
+
+def test_label_count_must_match_images(tmp_path):
+    folder = write_fake_mnist(tmp_path / "m", n_train=20, n_train_labels=19)
+    with pytest.raises(IdxError, match="19 labels for the 20 images.*wrong count") as e:
+        load_mnist(folder, "train")
+    assert "train-labels-idx1-ubyte.gz" in str(e.value)
+    with pytest.raises(FileNotFoundError, match="MNIST data directory not found"):
+        load_mnist(tmp_path / "absent", "train")
+
+
+@needs_mnist
+def test_reader_reproduces_the_official_md5s():
+    for name, md5 in MD5.items():
+        array = read_idx(MNIST / name, IMAGES_MAGIC if "images" in name else LABELS_MAGIC)
+        assert hashlib.md5(idx_bytes(array)).hexdigest() == md5, name
+    images, labels = load_mnist(MNIST, "test")
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,) and set(np.unique(labels)) == set(range(10))
+
+
+# -- data and masks ---------------------------------------------------------------------------
+
+
+def test_padding_and_seeded_disjoint_splits(tmp_path):
+    folder = write_fake_mnist(tmp_path / "m", n_train=60, n_test=30)
+    raw, _ = load_mnist(folder, "train")
+    padded = pad_images(raw[:2])
+    assert padded.shape == (2, 1, 32, 32) and padded.dtype == torch.float32
+    assert torch.equal(padded[:, 0, 2:30, 2:30], torch.from_numpy(raw[:2].astype(np.float32) / 255))
+    assert padded[:, :, :2].abs().sum() == 0 and padded[:, :, :, 30:].abs().sum() == 0
+    cfg = DataConfig(train_size=40, val_size=10, test_size=25, seed=3)
+    a, b = load_splits(folder, cfg), load_splits(folder, cfg)
+    assert torch.equal(a.train.index, b.train.index) and torch.equal(a.test.images, b.test.images)
+    assert not set(a.train.index.tolist()) & set(a.val.index.tolist())
+    assert (len(a.train), len(a.val), len(a.test)) == (40, 10, 25)
+    assert not torch.equal(load_splits(folder, DataConfig(train_size=40, val_size=10, test_size=25, seed=4)).train.index, a.train.index)
+    with pytest.raises(ValueError, match="exceeds the 60 training images"):
+        load_splits(folder, DataConfig(train_size=55, val_size=10, test_size=5))
+
+
+def test_masks():
+    for s in (8, 12, 16, 20):
+        m = center_square(s)
+        assert m.shape == (1, 1, 32, 32) and (m == 0).sum() == s * s
+        rows, cols = torch.nonzero(m[0, 0] == 0, as_tuple=True)
+        assert rows.float().mean() == 15.5 and cols.float().mean() == 15.5  # centred
+    r = random_pixels(6, 0.5, generator=torch.Generator().manual_seed(0))
+    assert r.shape == (6, 1, 32, 32) and ((r == 0).flatten(1).sum(1) == 512).all()
+    assert not torch.equal(r[0], r[1])  # drawn per image
+    assert torch.equal(r, random_pixels(6, 0.5, generator=torch.Generator().manual_seed(0)))
+    top = half("top")
+    assert (top[0, 0, :16] == 0).all() and (top[0, 0, 16:] == 1).all()
+    assert torch.equal(make_mask("top_half", 3), top.expand(3, 1, 32, 32))
+    assert ((make_mask("random25", 2, generator=torch.Generator().manual_seed(1)) == 0).flatten(1).sum(1) == 256).all()
+    with pytest.raises(ValueError, match="unknown mask"):
+        make_mask("diagonal", 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        center_square(40)
+
+
+# -- networks, fitting, metrics ---------------------------------------------------------------
+
+
+def test_network_output_shapes():
+    cfg = ConvNetConfig(latent_size=16, channels=[8, 16, 32])
+    x = torch.rand(3, 1, 32, 32)
+    assert ConvEncoder(cfg)(x).shape == (3, 16)
+    ae = ConvAutoencoder(cfg)
+    assert ae(x).shape == (3, 1, 32, 32) and ae.encode(x).shape == (3, 16)
+    dec = CoordConvDecoder(cfg)
+    z = torch.randn(5, 16)
+    out = dec(z, torch.zeros(5, 0, 2))
+    assert out.shape == (5, 1, 32, 32) and torch.equal(out, dec(z))  # queries are ignored
+    assert CoordConvDecoder(ConvNetConfig(latent_size=4, image_size=16, channels=[4, 4]))(torch.zeros(2, 4)).shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="codes have shape"):
+        dec(torch.zeros(5, 15))
+    with pytest.raises(ValueError, match="image_size=32 does not fit"):
+        ConvEncoder(ConvNetConfig(channels=[8, 16]))
+
+
+def test_masked_fitting_uses_only_visible_pixels_and_lowers_the_loss():
+    torch.manual_seed(0)
+    dec = CoordConvDecoder(TINY)
+    images = torch.rand(4, 1, 32, 32)
+    mask = center_square(12)
+    fit = FitConfig(iterations=40, lr=5e-2, init_std=0.0, code_reg_weight=1e-4)
+    codes, losses = fit_codes(dec, images, mask, TINY.latent_size, fit)
+    changed = images.clone()
+    changed[mask.expand_as(images) == 0] = torch.rand(int((mask == 0).sum()) * 4)  # other hidden pixels
+    codes2, losses2 = fit_codes(dec, changed, mask, TINY.latent_size, fit)
+    assert torch.equal(codes, codes2) and torch.equal(losses, losses2)
+    unmasked, _ = fit_codes(dec, changed, None, TINY.latent_size, fit)
+    assert not torch.allclose(unmasked, codes)  # without the mask the hidden pixels do matter
+    obs = pixel_observations(images, mask)
+    start = (squared_error(dec(torch.zeros(4, TINY.latent_size)), obs) * obs.weights).flatten(1).sum(1) / obs.weights.flatten(1).sum(1)
+    assert (losses < start).all()
+    # batching does not change a fit: two batches of 2 give the codes of one batch of 4
+    split, _ = fit_codes(dec, images, mask, TINY.latent_size, fit, batch_size=2)
+    assert torch.allclose(split, codes, atol=1e-5)
+
+
+def test_core_training_step_trains_the_image_decoder_and_codes():
+    torch.manual_seed(0)
+    dec = CoordConvDecoder(TINY)
+    table = LatentTable(8, TINY.latent_size, 0.1, generator=torch.Generator().manual_seed(0))
+    opt = make_optimizer(dec, table, 5e-3, 1e-2, weight_decay=1e-5)
+    images = pad_images(np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8))
+    index = torch.arange(8)
+    first = training_step(dec, table, index, pixel_observations(images), squared_error, opt, 1e-4)
+    for _ in range(30):
+        last = training_step(dec, table, index, pixel_observations(images), squared_error, opt, 1e-4)
+    assert last.data < 0.5 * first.data and last.prior > 0
+
+
+def test_scores_and_cluster_measures():
+    truth = torch.zeros(2, 1, 32, 32)
+    mask = center_square(8)
+    pred = truth + 0.5 * (1 - mask)  # off by 0.5 on the hidden square only
+    s = masked_scores(pred, truth, mask)
+    assert math.isclose(s["mse_hidden"], 0.25, rel_tol=1e-6) and math.isclose(s["psnr_hidden"], 10 * math.log10(4), rel_tol=1e-6)
+    assert math.isclose(s["mse_whole"], 0.25 * 64 / 1024, rel_tol=1e-6)
+    assert masked_scores(truth + 2.0, truth + 1.0, mask)["mse_whole"] == 0  # predictions are clamped to [0, 1]
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 4
+    centres = torch.eye(4, 6) * 10
+    tight = centres[labels] + 0.1 * torch.randn(200, 6, generator=g)
+    scores = cluster_scores(tight[:150], labels[:150], tight[150:], labels[150:])
+    assert scores["knn_accuracy"] == 1.0 and scores["silhouette"] > 0.9
+    noise = torch.randn(200, 6, generator=g)
+    assert cluster_scores(noise[:150], labels[:150], noise[150:], labels[150:])["silhouette"] < 0.1
+    z = interpolate(torch.zeros(2, 3), torch.ones(2, 3), torch.tensor([0.0, 0.25, 1.0]))
+    assert z.shape == (2, 3, 3) and torch.allclose(z[:, 1], torch.full((2, 3), 0.25))
+
+
+# -- configuration and the command ------------------------------------------------------------
+
+
+def test_mnist_presets_compose_and_share_one_code_prior():
+    with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
+        full = OmegaConf.to_object(compose(config_name="mnist"))
+        quick = OmegaConf.to_object(compose(config_name="mnist", overrides=["preset=quick", "ad.code_reg_weight=0.003"]))
+    assert isinstance(full, MnistConfig) and full.data.train_size == 10_000 and full.data.test_size >= 1000
+    assert full.center_sizes == [8, 12, 16, 20] and full.net.latent_size == 32
+    assert quick.data.train_size < 1000 and quick.fit.code_reg_weight == quick.ad.code_reg_weight == 0.003
+    validate(full)
+    with pytest.raises(ValueError, match="code prior must be the same"):
+        validate(MnistConfig(fit=FitConfig(code_reg_weight=1.0)))
+    with pytest.raises(ValueError, match="unknown stage"):
+        validate(MnistConfig(stages=["train-ae", "dance"]))
+
+
+def test_missing_or_corrupt_data_is_one_line(tmp_path):
+    out = cli("mnist", f"data_dir={tmp_path / 'absent'}", f"output={tmp_path / 'out'}", "preset=quick")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "absent: MNIST data directory not found" in out.stderr
+    folder = write_fake_mnist(tmp_path / "m")
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00" * 100))
+    out = cli("mnist", f"data_dir={folder}", f"output={tmp_path / 'out'}", "preset=quick")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "t10k-images-idx3-ubyte.gz: truncated" in out.stderr
+
+
+@needs_mnist
+def test_quick_preset_end_to_end(tmp_path):
+    out_dir = tmp_path / "mnist"
+    out = cli("mnist", f"output={out_dir}", f"data_dir={MNIST}", "preset=quick", "progress=false")
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((out_dir / "results.json").read_text())
+    keys = {"mse_hidden", "psnr_hidden", "mse_whole", "psnr_whole"}
+
+    def check(m):
+        assert set(m) >= keys and all(isinstance(m[k], float) and math.isfinite(m[k]) and m[k] >= 0 for k in keys), m
+
+    assert set(results["center"]) == {"8", "12", "16", "20"}
+    for entry in results["center"].values():
+        assert set(entry) >= {"ae_masked_input", "ae_masked_loss", "ad"}
+        for m in entry.values():
+            check(m)
+    for name in ("random50", "top_half"):
+        check(results[name]["ae"])
+        check(results[name]["ad"])
+    for model in ("ae", "ad"):
+        s = results["clusters"][model]
+        assert 0 <= s["knn_accuracy"] <= 1 and -1 <= s["silhouette"] <= 1
+    for figure in ("loss_curves.png", "completion_center12.png", "tsne.png", "interpolation_strip.png", "ad_progress.png"):
+        assert (out_dir / figure).stat().st_size > 1000, figure
+    report = (out_dir / "report.md").read_text()
+    assert "| centre 8x8 | ad |" in report and "![tsne](tsne.png)" in report
+    # a later stage alone reuses the trained models
+    again = cli("mnist", f"output={out_dir}", f"data_dir={MNIST}", "preset=quick", "progress=false", "stages=[tsne]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out_dir / "results.json").read_text())["clusters"] == results["clusters"]
