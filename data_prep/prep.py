@@ -46,7 +46,7 @@ from sdf_autodec.geometry.layout import (
     write_normalization,
     write_sdf_samples,
 )
-from sdf_autodec.geometry.normalize import deepsdf_normalization
+from sdf_autodec.geometry.normalize import NORMALIZATIONS, normalization
 from sdf_autodec.geometry.packed import open_packed
 from sdf_autodec.optional import open3d, set_open3d_threads
 
@@ -77,6 +77,9 @@ class PrepConfig:
     """Dataset name in the layout (``SdfSamples/<dataset>/...``); default: the split's, else the input folder's name."""
     split: str = ""
     """Optional DeepSDF split json: only the (class, id) pairs it lists are processed."""
+    normalization: str = "deepsdf"
+    """Frame of the samples: ``deepsdf`` (unit sphere, DeepSDF) or ``unit_cube`` (longest side 1, the
+    Occupancy Networks / DVR ShapeNet frame); see ``sdf_autodec.geometry.normalize``."""
     samples: SampleConfig = field(default_factory=SampleConfig)
     """SDF and surface sampling, sign voting."""
     scans: ScanConfig = field(default_factory=ScanConfig)
@@ -156,7 +159,7 @@ def prep_mesh(source: MeshSource, dataset: str, output: str, cfg: PrepConfig) ->
     if len(mesh.faces) > cfg.qa.max_faces:
         return {**entry, "status": "rejected", "reason": f"{source.path}: {len(mesh.faces)} faces exceed max_faces={cfg.qa.max_faces}"}
     t0 = time.perf_counter()
-    norm = deepsdf_normalization(mesh.vertices)
+    norm = normalization(mesh.vertices, cfg.normalization)
     normalised = trimesh.Trimesh(norm.apply(mesh.vertices), mesh.faces, process=False)
     t["normalise"] = time.perf_counter() - t0
     samples = sample_shape(normalised, cfg.samples, rng)
@@ -235,6 +238,8 @@ def prep_dataset(cfg: PrepConfig) -> PrepReport:
     """Run the whole preprocessing; see the module docstring."""
     if not cfg.input or not cfg.output:
         raise ValueError("prep needs input=MESH_DIR and output=DATA_DIR")
+    if cfg.normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalization!r}")
     split = read_split(Path(cfg.split)) if cfg.split else None
     dataset = cfg.dataset or (split[0].dataset if split else Path(cfg.input).resolve().name)
     sources = crawl_meshes(cfg.input, split)

@@ -71,3 +71,15 @@ def test_grid_hits_both_corners_exactly():
 def test_normalization_dataclass_is_plain():
     n = Normalization(offset=np.zeros(3), scale=2.0)
     np.testing.assert_allclose(n.apply(np.ones((1, 3))), 2.0)
+
+
+def test_unit_cube_normalization_is_the_dvr_frame():
+    from sdf_autodec.geometry.normalize import normalization
+
+    v = np.random.default_rng(0).uniform([-3, 1, 2], [5, 2, 4], (500, 3))
+    norm = normalization(v, "unit_cube")
+    n = norm.apply(v)
+    assert np.allclose(n.max(axis=0) + n.min(axis=0), 0) and np.isclose((n.max(axis=0) - n.min(axis=0)).max(), 1.0)
+    assert np.allclose(norm.invert(n), v)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        normalization(v, "sphere")
