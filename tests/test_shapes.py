@@ -19,7 +19,7 @@ from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, marching_cubes_me
 from sdf_autodec.shapes.metrics import point_metrics
 from sdf_autodec.shapes.observations import ObservationConfig, observe
 from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
-from sdf_autodec.shapes.scans import PartialScan, read_scan
+from sdf_autodec.shapes.scans import PartialScan, ScanError, read_scan
 from sdf_autodec.shapes.train import train
 
 
@@ -272,3 +272,24 @@ def test_coarse_to_fine_equals_dense_on_a_trained_decoder(trained_run):
         assert len(a.faces) == len(b.faces)
         assert point_metrics(a.vertices, b.vertices, scale=2.0)["chamfer"] <= 1e-5
     assert compared > 0
+
+
+def test_observations_from_several_cameras_one_per_point(tmp_path):
+    rng = np.random.default_rng(1)
+    d = rng.normal(size=(8000, 3))
+    pts = 0.5 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    cameras = [np.array([0.0, 0.0, 2.5]), np.array([2.5, 0.0, 0.0]), np.array([0.0, -2.5, 0.0])]
+    seen = [pts[np.sum(pts * (c - pts), axis=1) > 0] for c in cameras]
+    points = np.concatenate(seen)
+    origins = np.concatenate([np.broadcast_to(c, s.shape) for c, s in zip(cameras, seen)])
+    np.savez(tmp_path / "three_views.npz", points=points, camera_origins=origins)
+    scan = read_scan(tmp_path / "three_views.npz")
+    assert scan.camera_origin.shape == points.shape
+    obs = observe(scan, ObservationConfig(num_surface=300, eta=0.01), rng)
+    truth = sphere_sdf(obs.queries, 0.5)
+    exact = ~obs.lower_bound
+    np.testing.assert_allclose(truth[exact], obs.targets[exact], atol=1e-3)
+    assert (truth[obs.lower_bound] >= 0).all() and obs.lower_bound.sum() == 300
+    np.savez(tmp_path / "bad.npz", points=points, camera_origins=origins[:10])
+    with pytest.raises(ScanError, match="bad.npz: camera_origins has shape"):
+        read_scan(tmp_path / "bad.npz")

@@ -79,7 +79,7 @@ def complete(cfg: CompleteConfig) -> dict:
             continue
         if norm is not None:
             scan.points = norm.apply(scan.points)
-            scan.camera_origin = None if scan.camera_origin is None else norm.apply(scan.camera_origin[None])[0]
+            scan.camera_origin = None if scan.camera_origin is None else norm.apply(np.atleast_2d(scan.camera_origin)).reshape(np.shape(scan.camera_origin))
         scans.append(scan)
     names, codes = [], []
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731

@@ -57,7 +57,8 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
     """Build the observations of one scan (already in the model's normalised frame)."""
     normals = scan.normals if scan.normals is not None else estimate_normals(scan.points, cfg.normal_knn, orient=scan.camera_origin is None)
     if scan.camera_origin is not None:
-        rays = scan.points - scan.camera_origin
+        origins = np.broadcast_to(np.asarray(scan.camera_origin, dtype=np.float64), scan.points.shape)  # (M, 3): one camera, or one per point
+        rays = scan.points - origins
         rays /= np.linalg.norm(rays, axis=1, keepdims=True)
         cos = np.abs(np.sum(rays * normals, axis=1))
         usable = np.flatnonzero(cos >= np.cos(np.deg2rad(cfg.grazing_limit_deg)))
@@ -68,7 +69,8 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
     pick = usable[rng.choice(len(usable), cfg.num_surface, replace=len(usable) < cfg.num_surface)]
     p = scan.points[pick]
     if scan.camera_origin is not None:
-        to_point = p - scan.camera_origin
+        origin = origins[pick]
+        to_point = p - origin
         ray_length = np.linalg.norm(to_point, axis=1, keepdims=True)
         d = to_point / ray_length  # viewing ray: camera → surface
         offset = cfg.eta * cos[pick]
@@ -83,9 +85,9 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
         n_free = int(round(cfg.free_space_per_point * len(p)))
         j = rng.integers(0, len(p), n_free)
         t_max = np.clip(1.0 - cfg.free_space_margin / ray_length[j, 0], 0.0, 1.0)
-        t_min = np.minimum(_enter_unit_sphere(scan.camera_origin, to_point[j]), t_max)
+        t_min = np.minimum(_enter_unit_sphere(origin[j], to_point[j]), t_max)
         t = t_min + rng.uniform(0.0, 1.0, n_free) * (t_max - t_min)
-        queries.append(scan.camera_origin + t[:, None] * to_point[j])
+        queries.append(origin[j] + t[:, None] * to_point[j])
         targets.append(np.zeros(n_free))
         bounds.append(np.ones(n_free, dtype=bool))
     return ShapeObservations(
@@ -96,10 +98,12 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
 
 
 def _enter_unit_sphere(origin: np.ndarray, rays: np.ndarray) -> np.ndarray:
-    """Ray parameter where ``origin + t * rays`` enters the unit sphere (0 if it starts inside or misses)."""
+    """Ray parameter where ``origin + t * rays`` enters the unit sphere (0 if it starts inside or
+    misses); ``origin: (3,)`` or ``(R, 3)``, ``rays: (R, 3)`` → ``(R,)``."""
+    origin = np.broadcast_to(origin, rays.shape)
     a = np.sum(rays * rays, axis=1)
-    b = rays @ origin
-    c = origin @ origin - 1.0
+    b = np.sum(rays * origin, axis=1)
+    c = np.sum(origin * origin, axis=1) - 1.0
     disc = b * b - a * c
     t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
     return np.where((disc > 0) & (c > 0), np.maximum(t, 0.0), 0.0)

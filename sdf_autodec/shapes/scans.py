@@ -3,7 +3,8 @@
 Accepted inputs:
 
 - ``.npz`` with ``points: (M, 3)`` and optionally ``camera_origin: (3,)`` (or ``world_to_camera:
-  (4, 4)``) and ``normals: (M, 3)`` — what ``sdf-autodec prep`` writes to ``PartialScans/``;
+  (4, 4)``), or ``camera_origins: (M, 3)`` (the camera that saw each point, for several views), and
+  ``normals: (M, 3)`` — what ``sdf-autodec prep`` and ``sdf-autodec dvr`` write;
 - ``.ply`` / ``.pcd`` / ``.xyz`` point clouds (normals used when present), read with Open3D.
 """
 
@@ -29,7 +30,7 @@ class PartialScan:
 
     name: str
     points: np.ndarray  # (M, 3) float64
-    camera_origin: np.ndarray | None = None  # (3,)
+    camera_origin: np.ndarray | None = None  # (3,), or (M, 3): the camera that saw each point
     normals: np.ndarray | None = None  # (M, 3), pointing outwards
 
 
@@ -44,7 +45,11 @@ def read_scan(path: str | Path) -> PartialScan:
                 if "points" not in data:
                     raise ScanError(f"{path}: npz has no 'points' array (has {sorted(data.keys())})")
                 points = np.asarray(data["points"], dtype=np.float64)
-                if "camera_origin" in data:
+                if "camera_origins" in data:
+                    camera = np.asarray(data["camera_origins"], dtype=np.float64)
+                    if camera.shape != points.shape:
+                        raise ScanError(f"{path}: camera_origins has shape {camera.shape}, expected {points.shape} (one per point)")
+                elif "camera_origin" in data:
                     camera = np.asarray(data["camera_origin"], dtype=np.float64).reshape(3)
                 elif "world_to_camera" in data:
                     m = np.asarray(data["world_to_camera"], dtype=np.float64).reshape(4, 4)
@@ -68,6 +73,8 @@ def read_scan(path: str | Path) -> PartialScan:
         raise ScanError(f"{path}: only {int(keep.sum())} finite points; need at least 10")
     if normals is not None and normals.shape != points.shape:
         normals = None
+    if camera is not None and camera.ndim == 2:
+        camera = camera[keep]
     return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep])
 
 
