@@ -23,11 +23,14 @@ Anything else (shear, non-uniform scale, a mirror) is rejected with a ``ValueErr
 from __future__ import annotations
 
 import re
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from data_prep.scanner import Camera, Scan
+from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.optional import MissingDependency
 
 
@@ -153,3 +156,49 @@ def load_dvr_ground_truth(object_dir) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: expected points and normals of shape (N, 3), got {points.shape}, {normals.shape}")
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return points, normals / np.where(length > 0, length, 1.0)
+
+
+@dataclass
+class DvrScanConfig:
+    """DVR / Occupancy Networks renderings → partial-scan npz files that ``complete`` reads."""
+
+    input: str = ""
+    """Folder of DVR objects (``<id>/depth/*.exr``, ``<id>/cameras.npz``, ``<id>/pointcloud.npz``)."""
+    output: str = ""
+    """Folder for ``<id>.npz`` scans: ``points (M, 3)``, ``camera_origins (M, 3)``, ``views``."""
+    views: list[int] = field(default_factory=lambda: [0])
+    """View indices merged into each scan (e.g. ``[0]``, or ``[0,8,16]`` for three views 120° apart)."""
+    max_points: int = 20_000
+    """Points kept per scan (a seeded random subset; 0 = all)."""
+    seed: int = 0
+    """Seed of the subsampling."""
+
+
+def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
+    """Write one scan per DVR object, in the DVR world frame (the frame of its ``pointcloud.npz``: a
+    model prepped with ``normalization=unit_cube`` takes it as is). Objects that cannot be read are
+    reported with their reason and skipped. Returns ``{id: {"status", "points" | "reason"}}``."""
+    root, out = Path(cfg.input), Path(cfg.output)
+    if not cfg.input or not cfg.output:
+        raise ValueError("dvr needs input=DVR_DIR and output=SCAN_DIR")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: DVR folder not found")
+    objects = sorted(p for p in root.iterdir() if (p / "cameras.npz").is_file())
+    if not objects:
+        raise FileNotFoundError(f"{root}: no DVR object folders (<id>/cameras.npz) found")
+    out.mkdir(parents=True, exist_ok=True)
+    report = {}
+    for obj in objects:
+        try:
+            points, origins = merge_scans(load_dvr_views(obj, cfg.views))
+            if len(points) == 0:
+                raise ValueError(f"{obj}: views {cfg.views} see nothing")
+        except (OSError, ValueError, MissingDependency) as e:
+            report[obj.name] = {"status": "failed", "reason": str(e)}
+            continue
+        if cfg.max_points and len(points) > cfg.max_points:
+            keep = np.sort(np.random.default_rng([cfg.seed, zlib.crc32(obj.name.encode())]).choice(len(points), cfg.max_points, replace=False))
+            points, origins = points[keep], origins[keep]
+        atomic_write_bytes(out / f"{obj.name}.npz", lambda f, p=points, o=origins: np.savez(f, points=p, camera_origins=o, views=np.asarray(cfg.views)))
+        report[obj.name] = {"status": "ok", "points": int(len(points))}
+    return report

@@ -293,3 +293,13 @@ def test_observations_from_several_cameras_one_per_point(tmp_path):
     np.savez(tmp_path / "bad.npz", points=points, camera_origins=origins[:10])
     with pytest.raises(ScanError, match="bad.npz: camera_origins has shape"):
         read_scan(tmp_path / "bad.npz")
+
+
+def test_a_smaller_grid_cube_keeps_the_mesh_in_place():
+    from sdf_autodec.shapes.mesh import extract_mesh
+
+    for method in ("dense", "coarse_to_fine"):
+        mesh = extract_mesh(_Analytic(), torch.zeros(1), MeshConfig(resolution=64, method=method, half_size=0.7))
+        assert np.abs(mesh.vertices).max() <= 0.7 + 1e-6
+        truth = _Analytic()(None, torch.from_numpy(mesh.vertices).float()[None])[0, :, 0].numpy()
+        assert np.abs(truth).max() < 2 * 1.4 / 63  # vertices lie on the true surface to within the cell size

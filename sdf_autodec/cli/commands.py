@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from data_prep.dvr import DvrScanConfig, export_dvr_scans
 from data_prep.prep import PrepConfig, prep_dataset
 from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.shapes.complete import CompleteConfig, complete
@@ -58,3 +59,17 @@ train_main = hydra_app("train", TrainConfig, run_train)
 complete_main = hydra_app("complete", CompleteConfig, run_complete)
 mesh_main = hydra_app("mesh", MeshRunConfig, run_mesh)
 eval_main = hydra_app("eval", EvalConfig, run_eval)
+
+
+def run_dvr(cfg: DvrScanConfig) -> None:
+    report = export_dvr_scans(cfg)
+    ok = [k for k, r in report.items() if r["status"] == "ok"]
+    print(f"dvr: {len(ok)}/{len(report)} scans (views {list(cfg.views)}) written to {cfg.output}")
+    for name, r in report.items():
+        if r["status"] != "ok":
+            print(f"  failed: {r['reason']}")
+    if not ok:
+        sys.exit(1)
+
+
+dvr_main = hydra_app("dvr", DvrScanConfig, run_dvr)

@@ -7,6 +7,7 @@ import sys
 
 COMMANDS = {
     "prep": ("sdf_autodec.cli.commands", "prep_main", "meshes → SDF samples, surface samples, partial scans (DeepSDF layout)"),
+    "dvr": ("sdf_autodec.cli.commands", "dvr_main", "DVR/ONet depth renderings (EXR + cameras) → partial-scan npz files"),
     "train": ("sdf_autodec.cli.commands", "train_main", "train the autodecoder: decoder + one latent per shape"),
     "complete": ("sdf_autodec.cli.commands", "complete_main", "partial scans → fitted latents → completed meshes"),
     "mesh": ("sdf_autodec.cli.commands", "mesh_main", "training latents → meshes (marching cubes)"),

@@ -42,7 +42,7 @@ class MeshConfig:
     """Mesh extraction."""
 
     resolution: int = 256
-    """Grid samples per axis over [-1, 1]."""
+    """Grid samples per axis over ``[-half_size, half_size]``."""
     max_batch: int = 262_144
     """Decoder queries per forward pass."""
     level: float = 0.0
@@ -53,11 +53,16 @@ class MeshConfig:
     """Block sizes in grid cells, coarse to fine (each divides the previous)."""
     lipschitz: float = 2.0
     """Safety factor on the SDF's Lipschitz bound when ruling blocks out."""
+    half_size: float = 1.0
+    """Half the side of the grid's cube: 1 for DeepSDF's unit sphere; about 0.55 for shapes prepped
+    with ``normalization=unit_cube`` (they lie in ``[-0.5, 0.5]^3``), for the same detail at a lower resolution."""
 
 
-def decode_grid(decoder: torch.nn.Module, code: torch.Tensor, resolution: int, max_batch: int = 262_144) -> torch.Tensor:
-    """SDF on the dense grid. ``code: (D,)`` → ``(R, R, R)`` float32 on the CPU, index order (x, y, z)."""
-    return decode_points(decoder, code, grid_points(resolution), max_batch).reshape(resolution, resolution, resolution)
+def decode_grid(decoder: torch.nn.Module, code: torch.Tensor, resolution: int, max_batch: int = 262_144, half_size: float = 1.0) -> torch.Tensor:
+    """SDF on the dense grid over ``[-half_size, half_size]^3``. ``code: (D,)`` → ``(R, R, R)`` float32
+    on the CPU, index order (x, y, z)."""
+    points = grid_points(resolution, -half_size, half_size)
+    return decode_points(decoder, code, points, max_batch).reshape(resolution, resolution, resolution)
 
 
 def marching_cubes_mesh(values: np.ndarray | torch.Tensor, lo: float = -1.0, hi: float = 1.0, level: float = 0.0) -> trimesh.Trimesh:
@@ -111,7 +116,8 @@ def decode_grid_coarse_to_fine(decoder: torch.nn.Module, code: torch.Tensor, cfg
     sizes = sorted({int(b) for b in cfg.blocks if 1 < int(b) < cells}, reverse=True) or [cells]
     if any(a % b for a, b in zip(sizes, sizes[1:])):
         raise ValueError(f"block sizes {cfg.blocks} must each divide the previous one")
-    axis, h = grid_axis(r), grid_spacing(r)
+    lo_corner = -cfg.half_size
+    axis, h = grid_axis(r, lo_corner, cfg.half_size), grid_spacing(r, lo_corner, cfg.half_size)
     values = torch.full((r, r, r), float("nan"))
     queries = 0
     n = -(-cells // sizes[0])
@@ -121,7 +127,7 @@ def decode_grid_coarse_to_fine(decoder: torch.nn.Module, code: torch.Tensor, cfg
         blocks = alive.nonzero()  # (B, 3)
         lo = blocks * size
         hi = torch.clamp(lo + size, max=cells)
-        centre = -1.0 + h * (lo + hi).float() / 2.0
+        centre = lo_corner + h * (lo + hi).float() / 2.0
         half_diagonal = h * (hi - lo).float().norm(dim=1) / 2.0
         f = decode_points(decoder, code, centre, cfg.max_batch)
         queries += len(centre)
@@ -152,13 +158,13 @@ def decode_grid_coarse_to_fine(decoder: torch.nn.Module, code: torch.Tensor, cfg
 
 def extract_mesh(decoder: torch.nn.Module, code: torch.Tensor, cfg: MeshConfig) -> trimesh.Trimesh:
     """Decoder + code → mesh in the normalised frame (``cfg.method``: coarse-to-fine or dense)."""
-    return marching_cubes_mesh(grid_values(decoder, code, cfg).values, level=cfg.level)
+    return marching_cubes_mesh(grid_values(decoder, code, cfg).values, -cfg.half_size, cfg.half_size, cfg.level)
 
 
 def grid_values(decoder: torch.nn.Module, code: torch.Tensor, cfg: MeshConfig) -> GridValues:
     """The final grid's values by ``cfg.method``, with the number of decoder queries used."""
     if cfg.method == "dense":
-        return GridValues(decode_grid(decoder, code, cfg.resolution, cfg.max_batch), cfg.resolution**3)
+        return GridValues(decode_grid(decoder, code, cfg.resolution, cfg.max_batch, cfg.half_size), cfg.resolution**3)
     if cfg.method == "coarse_to_fine":
         return decode_grid_coarse_to_fine(decoder, code, cfg)
     raise ValueError(f"mesh method must be 'dense' or 'coarse_to_fine', got {cfg.method!r}")

@@ -25,7 +25,9 @@ class MeshRunConfig:
     frame: str = "normalized"
     """``normalized`` (the model's unit-sphere frame) or ``source`` (each mesh's original frame; needs the run's data directory)."""
     resolution: int = 256
-    """Grid samples per axis over [-1, 1]."""
+    """Grid samples per axis over ``[-half_size, half_size]``."""
+    half_size: float = 1.0
+    """Half the side of the grid's cube (see ``MeshConfig.half_size``; about 0.55 for ``unit_cube`` data)."""
     max_batch: int = 262_144
     """Decoder queries per forward pass."""
     method: str = "coarse_to_fine"
@@ -60,7 +62,7 @@ def mesh_run(cfg: MeshRunConfig) -> dict:
     for shape_id in tqdm(wanted, desc="mesh", unit="shape", disable=not cfg.progress):
         norm = read_normalization(find_normalization(model.config["data"], shape_id)) if cfg.frame == "source" else None
         try:
-            mesh = extract_mesh(model.decoder, model.latents[model.ids.index(shape_id)], MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method))
+            mesh = extract_mesh(model.decoder, model.latents[model.ids.index(shape_id)], MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method, half_size=cfg.half_size))
             report[shape_id] = {"status": "ok", "mesh": str(write_mesh(mesh, out / f"{shape_id}.ply", norm)), "faces": len(mesh.faces)}
         except EmptyLevelSet as e:
             report[shape_id] = {"status": "no_surface", "reason": str(e)}
