@@ -1,0 +1,187 @@
+"""Completion of real depth scans: the 20 ShapeNet tables of ../shared/data/scans/dvr_tables, from
+one view and from three, scored against their full ground-truth clouds.
+
+    .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N]
+
+What it does (every stage resumes from what ``--work`` already holds):
+
+1. Training meshes: the 20 PSB tables (../shared/data/meshes/psb/Table), turned upright (the axis
+   with the most face area along it is "up", the top on the side where that area lies; the longest
+   horizontal side along z, as in ShapeNet's tables), plus ``--procedural`` generated tables
+   (``data_prep.procedural``, turned so that their long side runs along z too).
+2. ``prep`` with ``normalization=unit_cube``: the training shapes live in the DVR/ONet frame (bounding
+   box centred, longest side 1), so the DVR scans and ground truth need no transform at all.
+3. ``train`` the small decoder (conf/model/small.yaml) with a 64-dimensional code.
+4. ``dvr``: views [0] and [0, 8, 16] of each table → scan npz files (points + the camera of each).
+5. ``complete`` both scan sets (free space from the cameras, batched fitting) and mesh over
+   ``[-0.55, 0.55]^3``.
+6. Metrics in the DVR frame against ``pointcloud.npz`` (100k points, 30k used), with the F-score
+   thresholds relative to the ground truth's bounding-box diagonal (see ``sdf_autodec.shapes.metrics``).
+
+The last line is JSON: per-view-count means and medians, and per-shape rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from data_prep.dvr import DvrScanConfig, export_dvr_scans, load_dvr_ground_truth  # noqa: E402
+from data_prep.mesh_io import load_mesh  # noqa: E402
+from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
+from data_prep.procedural import make_shape  # noqa: E402
+from data_prep.sampling import SampleConfig  # noqa: E402
+from data_prep.scanner import ScanConfig  # noqa: E402
+from sdf_autodec.core.fitting import FitConfig  # noqa: E402
+from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
+from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
+from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
+from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
+from sdf_autodec.shapes.metrics import mesh_metrics  # noqa: E402
+from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
+from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
+DVR = SHARED / "scans" / "dvr_tables"
+VIEW_SETS = {"1 view": [0], "3 views": [0, 8, 16]}
+
+
+def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` rotated so that y is up and the longest horizontal side runs along z (a heuristic for
+    tables: the top and its underside hold most of the face area facing along the up axis)."""
+    area, normals = mesh.area_faces, mesh.face_normals
+    up = int(np.argmax([(area * np.abs(normals[:, k])).sum() for k in range(3)]))
+    centre = 0.5 * (mesh.bounds[0, up] + mesh.bounds[1, up])
+    weighted = (area * mesh.triangles_center[:, up]).sum() / area.sum()
+    extent = mesh.bounds[1] - mesh.bounds[0]
+    long_axis = max((k for k in range(3) if k != up), key=lambda k: extent[k])
+    rotation = np.zeros((3, 3))
+    rotation[1, up] = 1.0 if weighted > centre else -1.0
+    rotation[2, long_axis] = 1.0
+    rotation[0] = np.cross(rotation[1], rotation[2])  # right-handed
+    return trimesh.Trimesh(mesh.vertices @ rotation.T, mesh.faces, process=False)
+
+
+def training_meshes(folder: Path, procedural: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(PSB_TABLES.glob("*.off")):
+        out = folder / f"psb_{path.stem}.ply"
+        if not out.exists():
+            upright(load_mesh(path)).export(out)
+    quarter_turn = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
+    for i in range(procedural):
+        out = folder / f"procedural_{i:03d}.ply"
+        if not out.exists():
+            mesh = make_shape("table", np.random.default_rng([7, i]))
+            extent = mesh.bounds[1] - mesh.bounds[0]
+            if extent[0] > extent[2]:  # the generator puts the long side along x
+                mesh.apply_transform(quarter_turn)
+            mesh.export(out)
+
+
+def score(mesh_path: Path, gt_points: np.ndarray, gt_normals: np.ndarray) -> dict:
+    mesh = trimesh.load(mesh_path, force="mesh", process=False)
+    return mesh_metrics(mesh, gt_points, gt_normals, num_points=30_000, seed=0)
+
+
+def summarise(rows: dict[str, dict]) -> tuple[dict, dict]:
+    names = sorted({k for r in rows.values() for k, v in r.items() if isinstance(v, float)})
+    mean = {n: float(np.mean([r[n] for r in rows.values() if n in r])) for n in names}
+    median = {n: float(statistics.median([r[n] for r in rows.values() if n in r])) for n in names}
+    return mean, median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 6 procedural tables, 30 epochs, 4 scans, 50 fitting steps")
+    parser.add_argument("--work", default=str(REPO / "runs" / "dvr_tables"), help="working folder (meshes, data, run, completions)")
+    parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--procedural", type=int, default=60, help="generated tables added to the 20 PSB tables")
+    parser.add_argument("--iterations", type=int, default=400, help="latent fitting steps per scan")
+    args = parser.parse_args()
+    for needed in (PSB_TABLES, DVR):
+        if not needed.is_dir():
+            sys.exit(f"benchmarks/dvr_tables.py: {needed} is absent; this benchmark needs the shared data")
+    tune_glibc_malloc()
+    if args.quick:
+        args.work, args.epochs, args.procedural, args.iterations = str(Path(args.work).with_name("dvr_tables_quick")), 30, 6, 50
+    work = Path(args.work)
+    seconds = {}
+
+    t0 = time.perf_counter()
+    training_meshes(work / "meshes" / "table", args.procedural)
+    samples = SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000)
+    report = prep_dataset(
+        PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="tables", normalization="unit_cube",
+                   samples=samples, scans=ScanConfig(views=0), test_fraction=0.0, workers=1, progress=False)
+    )
+    seconds["prep"] = time.perf_counter() - t0
+    print(f"prep: {len(report.ok)} shapes ok, {len(report.rejected)} rejected, {len(report.failed)} failed ({seconds['prep']:.0f} s)", flush=True)
+
+    t0 = time.perf_counter()
+    model = DecoderConfig(latent_size=64, depth=5, width=128, skip_layers=[3], weight_norm=True, dropout=0.0, output_tanh=True)
+    train_cfg = TrainConfig(
+        data=str(work / "data"), run=str(work / "run"), model=model, epochs=args.epochs, scenes_per_batch=8, samples_per_scene=2048,
+        lr_decoder=2e-3, lr_codes=4e-3, lr_halve_every=max(1, args.epochs // 2), code_reg_rampup_epochs=max(1, args.epochs // 10),
+        checkpoint_every=50, progress=False,
+    )
+    trained = train(train_cfg)
+    seconds["train"] = time.perf_counter() - t0
+    print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
+
+    objects = sorted(p.name for p in DVR.iterdir() if (p / "cameras.npz").is_file())[: 4 if args.quick else None]
+    truth = {name: load_dvr_ground_truth(DVR / name) for name in objects}
+    results = {}
+    for label, views in VIEW_SETS.items():
+        tag = f"{len(views)}view"
+        t0 = time.perf_counter()
+        scans = work / "scans" / tag
+        export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(scans), views=views))
+        for extra in sorted(scans.glob("*.npz")):
+            if extra.stem not in objects:
+                extra.unlink()
+        out = work / "completed" / tag
+        done = complete(
+            CompleteConfig(
+                run=str(work / "run"), input=str(scans), output=str(out), batch_size=20,
+                fit=FitConfig(iterations=args.iterations, restarts=1), observe=ObservationConfig(num_surface=2000),
+                mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
+            )
+        )
+        seconds[f"complete_{tag}"] = time.perf_counter() - t0
+        rows = {}
+        for name in objects:
+            entry = done["scans"].get(name, {"status": "missing"})
+            if entry["status"] != "ok":
+                rows[name] = {"status": entry["status"], "reason": entry.get("reason", "")}
+                continue
+            rows[name] = {"status": "ok", **score(Path(entry["mesh"]), *truth[name])}
+        ok = {k: r for k, r in rows.items() if r["status"] == "ok"}
+        mean, median = summarise(ok) if ok else ({}, {})
+        results[label] = {"views": views, "completed": len(ok), "of": len(objects), "mean": mean, "median": median, "shapes": rows}
+        print(f"\n{label} (views {views}): {len(ok)}/{len(objects)} completed in {seconds[f'complete_{tag}']:.0f} s")
+        print(f"{'table':<34} {'chamfer':>9} {'F@1%':>6} {'F@2%':>6} {'NC':>6}")
+        for name, r in rows.items():
+            if r["status"] == "ok":
+                print(f"{name:<34} {r['chamfer']:9.5f} {r['fscore@1%']:6.3f} {r['fscore@2%']:6.3f} {r.get('normal_consistency', float('nan')):6.3f}")
+            else:
+                print(f"{name:<34} {r['status']}: {r['reason']}")
+        if ok:
+            for what, agg in (("mean", mean), ("median", median)):
+                print(f"{what:<34} {agg['chamfer']:9.5f} {agg['fscore@1%']:6.3f} {agg['fscore@2%']:6.3f} {agg.get('normal_consistency', float('nan')):6.3f}")
+    print(json.dumps({"frame": "DVR (unit cube)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
