@@ -248,15 +248,18 @@ def test_mnist_presets_compose_and_share_one_code_prior():
         validate(MnistConfig(stages=["train-ae", "dance"]))
 
 
-def test_missing_or_corrupt_data_is_one_line(tmp_path):
+def test_missing_data_directory_is_one_line(tmp_path):
     out = cli("mnist", f"data_dir={tmp_path / 'absent'}", f"output={tmp_path / 'out'}", "preset=quick")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
     assert "absent: MNIST data directory not found" in out.stderr
+
+
+def test_corrupt_file_in_the_data_directory_names_it(tmp_path):
     folder = write_fake_mnist(tmp_path / "m")
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (5).to_bytes(4, "big") * 3 + b"\x00" * 100))
-    out = cli("mnist", f"data_dir={folder}", f"output={tmp_path / 'out'}", "preset=quick")
-    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
-    assert "t10k-images-idx3-ubyte.gz: truncated" in out.stderr
+    with pytest.raises(IdxError) as e:
+        load_splits(folder, DataConfig(train_size=10, val_size=10, test_size=5))
+    assert "\n" not in str(e.value) and "t10k-images-idx3-ubyte.gz: truncated" in str(e.value)
 
 
 @needs_mnist

@@ -82,24 +82,44 @@ def _rgb(images: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:
     return rgb
 
 
+def _mosaic(cells: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+    """Tile ``cells[row][col]: (S, S, 3)`` into one ``(H, W, 3)`` image with ``pad`` white pixels between cells."""
+    s = cells[0][0].shape[0]
+    rows, cols = len(cells), len(cells[0])
+    out = np.ones((rows * (s + pad) + pad, cols * (s + pad) + pad, 3))
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            y, x = pad + i * (s + pad), pad + j * (s + pad)
+            out[y : y + s, x : x + s] = cell
+    return out
+
+
+def _draw_mosaic(path: Path, cells: list[list[np.ndarray]], column_titles: list[str], row_titles: list[str] | None = None, title: str = "") -> None:
+    """One image of all cells (one imshow: fast), titled per column and optionally per row."""
+    plt = _plt()
+    pad, s = 2, cells[0][0].shape[0]
+    mosaic = _mosaic(cells, pad)
+    scale = 1.1 / (s + pad)  # inches per pixel: 1.1 inch per cell
+    left = 0.9 if row_titles else 0.1
+    width, height = mosaic.shape[1] * scale + left + 0.1, mosaic.shape[0] * scale + 0.75
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes([left / width, 0.1 / height, mosaic.shape[1] * scale / width, mosaic.shape[0] * scale / height])
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    for j, name in enumerate(column_titles):
+        ax.text(pad + j * (s + pad) + s / 2, -1, name, ha="center", va="bottom", fontsize=7)
+    for i, name in enumerate(row_titles or []):
+        ax.text(-2, pad + i * (s + pad) + s / 2, name, ha="right", va="center", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 0.12 / height, va="top")
+    _save(fig, path)
+
+
 def image_grid(path: Path, columns: list[tuple[str, torch.Tensor, torch.Tensor | None]], title: str = "") -> None:
     """One row per image, one column per ``(title, images: (n, 1, S, S), masks or None)``."""
-    plt = _plt()
-    n = columns[0][1].shape[0]
-    fig, axes = plt.subplots(n, len(columns), figsize=(1.15 * len(columns), 1.15 * n + 0.5), squeeze=False)
-    for j, (name, images, masks) in enumerate(columns):
-        rgb = _rgb(images, masks)
-        for i in range(n):
-            ax = axes[i, j]
-            ax.imshow(rgb[i], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(name, fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    rgb = [_rgb(images, masks) for _, images, masks in columns]
+    cells = [[rgb[j][i] for j in range(len(columns))] for i in range(len(rgb[0]))]
+    _draw_mosaic(path, cells, [name for name, _, _ in columns], title=title)
 
 
 def completion_figure(path: Path, name: str, truth: torch.Tensor, masks: torch.Tensor, inputs: dict, outputs: dict) -> None:
@@ -151,44 +171,21 @@ def tsne_figure(path: Path, embeddings: dict[str, np.ndarray], labels: np.ndarra
 
 def progress_figure(path: Path, snapshots: dict[int, torch.Tensor], truth: torch.Tensor) -> None:
     """Rows: the AD's reconstructions of tracked training images after each recorded epoch, then the truth."""
-    plt = _plt()
     rows = [(f"epoch {e}", snapshots[e]) for e in sorted(snapshots)] + [("truth", truth)]
-    n = truth.shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n + 0.8, 1.0 * len(rows)), squeeze=False)
-    for i, (name, images) in enumerate(rows):
-        rgb = _rgb(images)
-        for j in range(n):
-            ax = axes[i, j]
-            ax.imshow(rgb[j], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[i, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle("autodecoder: training images across epochs", fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+    cells = [list(_rgb(images)) for _, images in rows]
+    _draw_mosaic(path, cells, [""] * truth.shape[0], [name for name, _ in rows], title="autodecoder: training images across epochs")
 
 
 def interpolation_figure(path: Path, strips: dict[str, torch.Tensor], alphas: list[float], title: str) -> None:
     """``strips[model]: (P, A, 1, S, S)`` decoded interpolations; rows = pairs x models, columns = α."""
-    plt = _plt()
     models = list(strips)
     pairs = strips[models[0]].shape[0]
-    fig, axes = plt.subplots(pairs * len(models), len(alphas), figsize=(1.0 * len(alphas) + 0.8, 1.0 * pairs * len(models) + 0.4), squeeze=False)
+    cells, names = [], []
     for p in range(pairs):
-        for m, model in enumerate(models):
-            row = p * len(models) + m
-            rgb = _rgb(strips[model][p])
-            for j, a in enumerate(alphas):
-                ax = axes[row, j]
-                ax.imshow(rgb[j], interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if row == 0:
-                    ax.set_title(f"α={a:.2g}", fontsize=7)
-            axes[row, 0].set_ylabel(model.upper(), fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
+        for model in models:
+            cells.append(list(_rgb(strips[model][p])))
+            names.append(f"pair {p + 1}, {model.upper()}")
+    _draw_mosaic(path, cells, [f"α={a:.2g}" for a in alphas], names, title=title)
 
 
 def _m(entry: dict | None, key: str, fmt: str) -> str:

@@ -78,8 +78,11 @@ class ADTrainConfig:
     """Adam learning rate of the decoder."""
     lr_codes: float = 1e-2
     """Adam learning rate of the codes."""
-    code_reg_weight: float = 1e-4
-    """λ of the code prior ``λ ||z||²`` (core.prior), the same at inference (``fit.code_reg_weight``)."""
+    code_reg_weight: float = 1e-3
+    """λ of the code prior ``λ ||z||²`` (core.prior), the same at inference (``fit.code_reg_weight``).
+    Measured once each (30 epochs, 500 test images; the 1e-4 run halved its learning rates every 15
+    epochs, not 12): 1e-3 beats 1e-4 on held-out reconstruction (MSE 0.0035 vs
+    0.0039) and on completion of a hidden 16 x 16 centre (0.120 vs 0.128) and top half (0.037 vs 0.041)."""
     weight_decay: float = 1e-5
     """L2 penalty on the decoder's weights (Adam's weight decay)."""
     code_init_std: float = 0.1
