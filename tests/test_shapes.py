@@ -152,6 +152,13 @@ def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path)
         assert entry["loss"] < entry["initial_loss"]
     with np.load(tmp_path / "out" / "latents.npz") as z:
         assert z["codes"].shape == (2, 8)
+    # the fitted codes can be meshed again, in batches, by `mesh latents=`
+    remeshed = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "again"), latents=str(tmp_path / "out"), resolution=32, batch_size=2, progress=False))
+    assert set(remeshed) == set(done)
+    for name, entry in remeshed.items():
+        if entry["status"] == "ok" and done[name]["status"] == "ok":
+            a, b = trimesh.load(entry["mesh"]), trimesh.load(done[name]["mesh"])
+            np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
 
 
 def test_mesh_and_eval_commands(trained_run, data_dir, tmp_path):
@@ -303,3 +310,22 @@ def test_a_smaller_grid_cube_keeps_the_mesh_in_place():
         assert np.abs(mesh.vertices).max() <= 0.7 + 1e-6
         truth = _Analytic()(None, torch.from_numpy(mesh.vertices).float()[None])[0, :, 0].numpy()
         assert np.abs(truth).max() < 2 * 1.4 / 63  # vertices lie on the true surface to within the cell size
+
+
+def test_meshing_several_shapes_together_equals_one_by_one(trained_run):
+    from sdf_autodec.shapes.mesh import extract_meshes, grid_values
+    from sdf_autodec.shapes.train import load_trained
+
+    model = load_trained(trained_run)
+    codes = model.latents[:3]
+    cfg = MeshConfig(resolution=48, blocks=[8, 2], max_batch=5000)  # small chunks: shapes share decoder passes
+    together = extract_meshes(model.decoder, codes, cfg)
+    for code, mesh in zip(codes, together):
+        alone = grid_values(model.decoder, code, cfg)
+        try:
+            expected = marching_cubes_mesh(alone.values)
+        except EmptyLevelSet:
+            assert isinstance(mesh, EmptyLevelSet)
+            continue
+        np.testing.assert_array_equal(mesh.faces, expected.faces)
+        np.testing.assert_allclose(mesh.vertices, expected.vertices, atol=1e-6)

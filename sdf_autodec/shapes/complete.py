@@ -25,7 +25,7 @@ from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.layout import read_normalization, write_json
 from sdf_autodec.shapes.loss import clamped_l1
-from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_mesh, write_mesh
+from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.observations import ObservationConfig, observe
 from sdf_autodec.shapes.scans import ScanError, find_scans, read_scan
 from sdf_autodec.shapes.train import load_trained
@@ -94,6 +94,7 @@ def complete(cfg: CompleteConfig) -> dict:
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
         )
         result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init.to(device))
+        meshes = extract_meshes(model.decoder, result.codes, cfg.mesh)  # the batch's grids decoded together
         for k, scan in enumerate(batch):
             entry = {
                 "status": "ok",
@@ -103,11 +104,10 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
-            try:
-                mesh = extract_mesh(model.decoder, result.codes[k], cfg.mesh)
-                entry["mesh"] = str(write_mesh(mesh, out / f"{scan.name}.ply", norm))
-            except EmptyLevelSet as e:
-                entry.update(status="no_surface", reason=str(e))
+            if isinstance(meshes[k], EmptyLevelSet):
+                entry.update(status="no_surface", reason=str(meshes[k]))
+            else:
+                entry["mesh"] = str(write_mesh(meshes[k], out / f"{scan.name}.ply", norm))
             report["scans"][scan.name] = entry
             names.append(scan.name)
             codes.append(result.codes[k].cpu().numpy())

@@ -109,56 +109,102 @@ def _block_of(resolution: int, size: int, blocks: int) -> tuple[torch.Tensor, to
     return own, previous
 
 
+@torch.no_grad()
+def decode_points_of(decoder: torch.nn.Module, codes: torch.Tensor, owner: torch.Tensor, points: torch.Tensor, max_batch: int) -> torch.Tensor:
+    """Decoder values at points of several shapes at once: ``codes: (K, D)``, ``owner: (M,)`` the shape
+    of each point, ``points: (M, 3)`` → ``(M,)`` float32 on the CPU, in chunks of ``max_batch``."""
+    values = torch.empty(len(points))
+    for start in range(0, len(points), max_batch):
+        chunk = points[start : start + max_batch].to(codes.device)
+        z = codes[owner[start : start + max_batch].to(codes.device)]  # (m, D): one code per point
+        values[start : start + len(chunk)] = decoder(z, chunk[:, None, :]).reshape(-1).float().cpu()
+    return values
+
+
 def decode_grid_coarse_to_fine(decoder: torch.nn.Module, code: torch.Tensor, cfg: MeshConfig) -> GridValues:
     """The grid of :func:`decode_grid`, evaluated only where the surface can pass (module docstring)."""
+    return decode_grids_coarse_to_fine(decoder, code.reshape(1, -1), cfg)[0]
+
+
+def decode_grids_coarse_to_fine(decoder: torch.nn.Module, codes: torch.Tensor, cfg: MeshConfig) -> list[GridValues]:
+    """:func:`decode_grid_coarse_to_fine` for ``codes: (K, D)`` together: each level's block centres
+    of all K shapes go through the decoder in the same passes. Memory: K grids of ``R³`` floats."""
     r = cfg.resolution
     cells = r - 1
+    k = codes.shape[0]
     sizes = sorted({int(b) for b in cfg.blocks if 1 < int(b) < cells}, reverse=True) or [cells]
     if any(a % b for a, b in zip(sizes, sizes[1:])):
         raise ValueError(f"block sizes {cfg.blocks} must each divide the previous one")
     lo_corner = -cfg.half_size
     axis, h = grid_axis(r, lo_corner, cfg.half_size), grid_spacing(r, lo_corner, cfg.half_size)
-    values = torch.full((r, r, r), float("nan"))
-    queries = 0
+    values = torch.full((k, r, r, r), float("nan"))
+    queries = torch.zeros(k, dtype=torch.long)
     n = -(-cells // sizes[0])
-    alive = torch.ones((n, n, n), dtype=torch.bool)  # blocks at the current size that may hold the surface
+    alive = torch.ones((k, n, n, n), dtype=torch.bool)  # per shape, blocks at the current size that may hold the surface
     for level, size in enumerate(sizes):
-        n = alive.shape[0]
-        blocks = alive.nonzero()  # (B, 3)
-        lo = blocks * size
+        n = alive.shape[1]
+        blocks = alive.nonzero()  # (B, 4): shape, i, j, l
+        lo = blocks[:, 1:] * size
         hi = torch.clamp(lo + size, max=cells)
         centre = lo_corner + h * (lo + hi).float() / 2.0
         half_diagonal = h * (hi - lo).float().norm(dim=1) / 2.0
-        f = decode_points(decoder, code, centre, cfg.max_batch)
-        queries += len(centre)
+        f = decode_points_of(decoder, codes, blocks[:, 0], centre, cfg.max_batch)
+        queries += torch.bincount(blocks[:, 0], minlength=k)
         far = f.abs() - cfg.level > cfg.lipschitz * half_diagonal
-        block_value = torch.full((n, n, n), float("nan"))
+        block_value = torch.full((k, n, n, n), float("nan"))
         block_value[tuple(blocks[far].T)] = f[far]
         own, _ = _block_of(r, size, n)
-        fill = block_value[own[:, None, None], own[None, :, None], own[None, None, :]]  # (R, R, R)
-        values = torch.where(torch.isnan(values), fill, values)
+        for s in range(k):  # one shape's R³ temporary at a time
+            fill = block_value[s][own[:, None, None], own[None, :, None], own[None, None, :]]  # (R, R, R)
+            values[s] = torch.where(torch.isnan(values[s]), fill, values[s])
         alive[tuple(blocks[far].T)] = False
         if level + 1 < len(sizes):  # children of the surviving blocks at the next size
-            k = size // sizes[level + 1]
+            step = size // sizes[level + 1]
             m = -(-cells // sizes[level + 1])
-            alive = alive.repeat_interleave(k, 0).repeat_interleave(k, 1).repeat_interleave(k, 2)[:m, :m, :m]
+            alive = alive.repeat_interleave(step, 1).repeat_interleave(step, 2).repeat_interleave(step, 3)[:, :m, :m, :m]
     # every grid point of a surviving finest block, shared faces included, is evaluated exactly
-    own, previous = _block_of(r, sizes[-1], alive.shape[0])
-    mask = torch.zeros((r, r, r), dtype=torch.bool)
-    for a in (own, previous):
-        for b in (own, previous):
-            for c in (own, previous):
-                mask |= alive[a[:, None, None], b[None, :, None], c[None, None, :]]
-    index = mask.nonzero()
-    points = torch.stack([axis[index[:, 0]], axis[index[:, 1]], axis[index[:, 2]]], dim=1)
-    values[mask] = decode_points(decoder, code, points, cfg.max_batch)
-    queries += len(index)
-    return GridValues(values, queries)
+    own, previous = _block_of(r, sizes[-1], alive.shape[1])
+    owners, points, masks = [], [], []
+    for s in range(k):
+        mask = torch.zeros((r, r, r), dtype=torch.bool)
+        for a in (own, previous):
+            for b in (own, previous):
+                for c in (own, previous):
+                    mask |= alive[s][a[:, None, None], b[None, :, None], c[None, None, :]]
+        index = mask.nonzero()
+        masks.append(mask)
+        points.append(torch.stack([axis[index[:, 0]], axis[index[:, 1]], axis[index[:, 2]]], dim=1))
+        owners.append(torch.full((len(index),), s, dtype=torch.long))
+        queries[s] += len(index)
+    fine = decode_points_of(decoder, codes, torch.cat(owners), torch.cat(points), cfg.max_batch)
+    out, start = [], 0
+    for s in range(k):
+        count = len(points[s])
+        values[s][masks[s]] = fine[start : start + count]
+        start += count
+        out.append(GridValues(values[s], int(queries[s])))
+    return out
 
 
 def extract_mesh(decoder: torch.nn.Module, code: torch.Tensor, cfg: MeshConfig) -> trimesh.Trimesh:
     """Decoder + code → mesh in the normalised frame (``cfg.method``: coarse-to-fine or dense)."""
     return marching_cubes_mesh(grid_values(decoder, code, cfg).values, -cfg.half_size, cfg.half_size, cfg.level)
+
+
+def extract_meshes(decoder: torch.nn.Module, codes: torch.Tensor, cfg: MeshConfig) -> list[trimesh.Trimesh | EmptyLevelSet]:
+    """Meshes of ``codes: (K, D)``, their grids decoded together (coarse-to-fine) or one by one
+    (dense); a shape with no surface gets its :class:`EmptyLevelSet` in its place, not a raise."""
+    if cfg.method == "coarse_to_fine":
+        grids = decode_grids_coarse_to_fine(decoder, codes, cfg)
+    else:
+        grids = [grid_values(decoder, code, cfg) for code in codes]
+    out = []
+    for grid in grids:
+        try:
+            out.append(marching_cubes_mesh(grid.values, -cfg.half_size, cfg.half_size, cfg.level))
+        except EmptyLevelSet as e:
+            out.append(e)
+    return out
 
 
 def grid_values(decoder: torch.nn.Module, code: torch.Tensor, cfg: MeshConfig) -> GridValues:

@@ -1,27 +1,35 @@
-"""``sdf-autodec mesh``: the training codes of a run → one mesh per training shape, ``OUTPUT/<id>.ply``."""
+"""``sdf-autodec mesh``: the training codes of a run (or codes fitted by ``complete``) → one mesh per
+shape, ``OUTPUT/<id>.ply``, in batches of shapes decoded together, with a progress bar."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
 from tqdm import tqdm
 
 from sdf_autodec.geometry.layout import NORM_DIR, DatasetError, read_normalization, write_json
-from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_mesh, write_mesh
+from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.train import load_trained
 
 
 @dataclass
 class MeshRunConfig:
-    """Meshing of a run's training shapes."""
+    """Meshing of a run's training shapes, or of fitted codes."""
 
     run: str = ""
     """Run directory (or checkpoint file)."""
     output: str = ""
     """Folder for the meshes."""
     ids: list[str] = field(default_factory=list)
-    """Shape ids to mesh (default: all training shapes)."""
+    """Shape ids to mesh (default: all training shapes, or all codes of ``latents``)."""
+    latents: str = ""
+    """Mesh fitted codes instead of training shapes: a ``latents.npz`` written by ``complete`` (names,
+    codes), or a folder searched for them (normalised frame only)."""
+    batch_size: int = 8
+    """Shapes whose grids are decoded together (coarse-to-fine); memory grows by one R³ float grid per shape."""
     frame: str = "normalized"
     """``normalized`` (the model's unit-sphere frame) or ``source`` (each mesh's original frame; needs the run's data directory)."""
     resolution: int = 256
@@ -53,19 +61,49 @@ def mesh_run(cfg: MeshRunConfig) -> dict:
     if cfg.frame not in ("normalized", "source"):
         raise ValueError(f"frame must be 'normalized' or 'source', got {cfg.frame!r}")
     model = load_trained(cfg.run, cfg.device)
-    wanted = cfg.ids or model.ids
-    unknown = sorted(set(wanted) - set(model.ids))
+    if cfg.latents:
+        if cfg.frame != "normalized":
+            raise ValueError("latents= meshes are written in the normalised frame (frame=normalized)")
+        names, table = read_latents(Path(cfg.latents), model.latent_size)
+    else:
+        names, table = list(model.ids), model.latents
+    wanted = cfg.ids or names
+    unknown = sorted(set(wanted) - set(names))
     if unknown:
-        raise ValueError(f"{model.checkpoint}: no training shape named {unknown[:5]}")
+        raise ValueError(f"{cfg.latents or model.checkpoint}: no {'code' if cfg.latents else 'training shape'} named {unknown[:5]}")
     out = Path(cfg.output)
+    mesh_cfg = MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method, half_size=cfg.half_size)
     report = {}
-    for shape_id in tqdm(wanted, desc="mesh", unit="shape", disable=not cfg.progress):
-        norm = read_normalization(find_normalization(model.config["data"], shape_id)) if cfg.frame == "source" else None
-        try:
-            mesh = extract_mesh(model.decoder, model.latents[model.ids.index(shape_id)], MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method, half_size=cfg.half_size))
-            report[shape_id] = {"status": "ok", "mesh": str(write_mesh(mesh, out / f"{shape_id}.ply", norm)), "faces": len(mesh.faces)}
-        except EmptyLevelSet as e:
-            report[shape_id] = {"status": "no_surface", "reason": str(e)}
-            tqdm.write(f"{shape_id}: {e}")
+    batches = [wanted[i : i + max(1, cfg.batch_size)] for i in range(0, len(wanted), max(1, cfg.batch_size))]
+    with tqdm(total=len(wanted), desc="mesh", unit="shape", disable=not cfg.progress) as bar:
+        for batch in batches:
+            codes = torch.stack([table[names.index(n)] for n in batch]).to(model.latents.device)
+            for shape_id, mesh in zip(batch, extract_meshes(model.decoder, codes, mesh_cfg)):
+                if isinstance(mesh, EmptyLevelSet):
+                    report[shape_id] = {"status": "no_surface", "reason": str(mesh)}
+                    tqdm.write(f"{shape_id}: {mesh}")
+                else:
+                    norm = read_normalization(find_normalization(model.config["data"], shape_id)) if cfg.frame == "source" else None
+                    report[shape_id] = {"status": "ok", "mesh": str(write_mesh(mesh, out / f"{shape_id}.ply", norm)), "faces": len(mesh.faces)}
+                bar.update(1)
     write_json(out / "meshes.json", report)
     return report
+
+
+def read_latents(path: Path, latent_size: int) -> tuple[list[str], torch.Tensor]:
+    """Names and codes ``(S, D)`` of a ``latents.npz`` (or of every one under a folder, in path order)."""
+    files = sorted(path.rglob("latents.npz")) if path.is_dir() else [path]
+    if not files or not files[0].is_file():
+        raise FileNotFoundError(f"{path}: no latents.npz found")
+    names, codes = [], []
+    for f in files:
+        try:
+            with np.load(f) as data:
+                n, c = [str(x) for x in data["names"]], np.asarray(data["codes"], dtype=np.float32)
+        except Exception as e:
+            raise ValueError(f"{f}: unreadable latents file ({type(e).__name__}: {e})") from None
+        if c.ndim != 2 or c.shape != (len(n), latent_size):
+            raise ValueError(f"{f}: codes have shape {c.shape}, expected ({len(n)}, {latent_size}) for this model")
+        names += n
+        codes.append(torch.from_numpy(c))
+    return names, torch.cat(codes)
