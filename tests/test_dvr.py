@@ -168,3 +168,27 @@ def test_real_views_land_on_ground_truth(object_id):
         assert background < 0.05 and occluders < 0.1, f"view {view}: {background=:.3f} {occluders=:.3f}"
         # The silhouette check has teeth: the same depth map upside down does not match.
         assert silhouette_and_occlusion(scan, gt, scan.depth[::-1])[0] > 2 * background + 0.05
+
+
+@pytest.mark.skipif(not DVR_TABLES.is_dir(), reason=f"{DVR_TABLES} is absent (real scans live in ../shared/data)")
+def test_dvr_command_writes_multi_view_scans_that_land_on_the_ground_truth(tmp_path):
+    from scipy.spatial import cKDTree
+
+    from data_prep.dvr import DvrScanConfig, export_dvr_scans
+    from sdf_autodec.shapes.scans import read_scan
+
+    one = sorted(p for p in DVR_TABLES.iterdir() if (p / "cameras.npz").is_file())[0]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / one.name).symlink_to(one)
+    (tmp_path / "in" / "broken").mkdir()
+    (tmp_path / "in" / "broken" / "cameras.npz").write_bytes(b"not an npz")
+    report = export_dvr_scans(DvrScanConfig(input=str(tmp_path / "in"), output=str(tmp_path / "out"), views=[0, 8, 16], max_points=3000))
+    assert report[one.name] == {"status": "ok", "points": 3000}
+    assert report["broken"]["status"] == "failed" and "cameras.npz" in report["broken"]["reason"]
+    scan = read_scan(tmp_path / "out" / f"{one.name}.npz")
+    assert scan.camera_origin.shape == (3000, 3) and len(np.unique(scan.camera_origin, axis=0)) == 3
+    gt, _ = load_dvr_ground_truth(one)
+    assert np.median(cKDTree(gt).query(scan.points)[0]) < 0.01
+    assert not list((tmp_path / "out").glob("broken*"))
+    with pytest.raises(FileNotFoundError, match="DVR folder not found"):
+        export_dvr_scans(DvrScanConfig(input=str(tmp_path / "nowhere"), output=str(tmp_path / "x")))
