@@ -46,11 +46,13 @@ def run_mesh(cfg: MeshRunConfig) -> None:
 
 def run_eval(cfg: EvalConfig) -> None:
     result = evaluate(cfg)
-    m = result["mean"]
+    m, nan = result["mean"], float("nan")
+    split = f", unobserved completion {m['unobserved.completion']:.3f}" if "unobserved.completion" in m else ""
     print(
         f"eval: {result['count']} meshes; mean chamfer x1000 {m['chamfer_x1000']:.3f}, "
-        f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m.get('normal_consistency', float('nan')):.3f}; "
-        f"written to {cfg.output}"
+        f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m.get('normal_consistency', nan):.3f}, "
+        f"IoU {m.get('iou', nan):.3f}, accuracy {m['mesh_accuracy']:.4f}, completion {m['mesh_completion']:.3f}{split}; "
+        f"written to {cfg.output} and {result['csv']}"
     )
 
 
