@@ -3,6 +3,7 @@
 - :func:`open3d` — required, but its Linux wheel links the system library ``libusb-1.0``; where the
   system lacks it we preload the copy shipped by the ``libusb-package`` wheel, so no root is needed.
 - :func:`tinycudann` — optional GPU backend; a missing package gives one line saying how to install it.
+- :func:`tensorboard_writer` — optional training logs; ``None`` when TensorBoard is not installed.
 """
 
 from __future__ import annotations
@@ -60,7 +61,27 @@ def tinycudann():
             "backend=tcnn needs tinycudann, which has no PyPI wheel: with CUDA and a compiler, "
             "pip install git+https://github.com/NVlabs/tiny-cuda-nn/#subdirectory=bindings/torch"
         ) from None
+    except OSError as e:  # the package raises EnvironmentError at import when it finds no usable GPU
+        raise MissingDependency(f"tinycudann is installed but cannot run here ({str(e).splitlines()[0]}); use backend=torch") from None
     return tcnn
+
+
+TENSORBOARD_INSTALL = "pip install tensorboard"
+
+
+def tensorboard_writer(required: bool = False):
+    """TensorBoard's ``SummaryWriter`` class, or ``None`` when TensorBoard is not installed.
+
+    ``required``: raise :class:`MissingDependency` (one line, with the install command) instead of
+    returning ``None``.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        if required:
+            raise MissingDependency(f"tensorboard=on needs TensorBoard: {TENSORBOARD_INSTALL} (or tensorboard=auto to go without)") from None
+        return None
+    return SummaryWriter
 
 
 def tune_glibc_malloc() -> None:

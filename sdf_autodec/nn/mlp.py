@@ -9,11 +9,33 @@ the output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
+
+
+ENCODINGS = ("none", "hashgrid")
+TCNN_NETWORKS = ("auto", "FullyFusedMLP", "CutlassMLP")
+
+
+@dataclass
+class HashGridConfig:
+    """Multiresolution hash encoding of the query point (Instant-NGP; ``backend=tcnn`` only)."""
+
+    levels: int = 16
+    """Resolution levels L; the encoding has ``levels * features_per_level`` channels."""
+    features_per_level: int = 2
+    """Trainable features per level F."""
+    log2_hashmap_size: int = 19
+    """log2 of the hash table size T per level."""
+    base_resolution: int = 16
+    """Grid resolution of the coarsest level."""
+    per_level_scale: float = 1.5
+    """Resolution growth factor between levels (1.5 over 16 levels: 16 → ~7000)."""
+    bound: float = 1.0
+    """Queries in ``[-bound, bound]^3`` are mapped onto the encoding's unit cube (1: DeepSDF's unit sphere)."""
 
 
 @dataclass
@@ -40,6 +62,26 @@ class DecoderConfig:
     """Dropout probability after every hidden layer (0 disables it)."""
     output_tanh: bool = True
     """Bound the output to (-1, 1) with tanh."""
+    encoding: str = "none"
+    """Encoding of the query before the MLP: ``none`` (raw xyz, DeepSDF) or ``hashgrid`` (``backend=tcnn`` only)."""
+    hashgrid: HashGridConfig = field(default_factory=HashGridConfig)
+    """Parameters of ``encoding=hashgrid``."""
+    tcnn_network: str = "auto"
+    """``backend=tcnn``: ``auto`` (FullyFusedMLP when ``width`` is 16, 32, 64 or 128, else CutlassMLP),
+    ``FullyFusedMLP`` or ``CutlassMLP``."""
+
+
+def decoder_config_from_dict(d: dict) -> DecoderConfig:
+    """A :class:`DecoderConfig` from a plain dict (e.g. a checkpoint's); unknown keys are ignored and
+    missing ones take their defaults, so checkpoints written before a field existed still load."""
+    known = {f.name for f in fields(DecoderConfig)}
+    values = {k: v for k, v in d.items() if k in known}
+    if isinstance(values.get("hashgrid"), dict):
+        grid = values["hashgrid"]
+        values["hashgrid"] = HashGridConfig(**{k: v for k, v in grid.items() if k in {f.name for f in fields(HashGridConfig)}})
+    if "skip_layers" in values:
+        values["skip_layers"] = list(values["skip_layers"])
+    return DecoderConfig(**values)
 
 
 class CoordinateMLP(nn.Module):
@@ -52,6 +94,8 @@ class CoordinateMLP(nn.Module):
         super().__init__()
         if cfg.depth < 1 or cfg.width < 1 or cfg.latent_size < 0:
             raise ValueError(f"impossible decoder config: depth={cfg.depth}, width={cfg.width}, latent_size={cfg.latent_size}")
+        if cfg.encoding != "none":
+            raise ValueError(f"encoding={cfg.encoding} needs backend=tcnn (the torch decoder takes raw xyz); use encoding=none")
         bad = [s for s in cfg.skip_layers if not 0 < s < cfg.depth]
         if bad:
             raise ValueError(f"skip_layers {bad} must lie strictly between 0 and depth={cfg.depth}")
@@ -87,4 +131,4 @@ class CoordinateMLP(nn.Module):
         if z.shape != (k, self.cfg.latent_size):
             raise ValueError(f"codes have shape {tuple(z.shape)}, expected ({k}, {self.cfg.latent_size})")
         zq = torch.cat([z[:, None, :].expand(k, n, z.shape[-1]), q], dim=-1)  # (K, N, D + in_dim)
-        return self.forward_flat(zq.reshape(k * n, -1)).reshape(k, n, -1)
+        return self.forward_flat(zq.reshape(k * n, zq.shape[-1])).reshape(k, n, self.cfg.out_dim)  # sizes explicit: K may be 0

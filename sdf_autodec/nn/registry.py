@@ -27,6 +27,9 @@ def build_decoder(cfg: DecoderConfig) -> nn.Module:
 
         if not torch.cuda.is_available():
             raise BackendUnavailable("backend=tcnn needs a CUDA GPU, and none is visible; use backend=torch")
-        tinycudann()  # one clear line when the package is missing
-        raise BackendUnavailable("backend=tcnn is not implemented yet (planned); use backend=torch")
+        tcnn = tinycudann()  # one clear line when the package is missing
+        from sdf_autodec.nn.tcnn import TcnnDecoder
+
+        # tcnn seeds its own initialisation: draw that seed from torch's (seeded) global generator.
+        return TcnnDecoder(cfg, tcnn, seed=int(torch.randint(0, 2**31 - 1, (1,)).item()))
     raise ValueError(f"unknown decoder backend {cfg.backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -61,20 +61,42 @@ class PackedSdfSamples:
     def ids(self) -> list[str]:
         return [k.id for k in self.keys]
 
-    def sample(self, scenes: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` samples per scene (``n // 2`` from ``pos``, the rest from ``neg``), drawn with ``generator``."""
-        n_pos = n // 2
-        rows = torch.cat(
-            [
-                self._draw(self.pos, self.pos_offset, self.pos_count, scenes, n_pos, generator),
-                self._draw(self.neg, self.neg_offset, self.neg_count, scenes, n - n_pos, generator),
-            ],
-            dim=1,
-        )  # (B, n, 4)
+    def sample(self, scenes: torch.Tensor, n: int, generator: torch.Generator, select: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` samples per scene (``n // 2`` from ``pos``, the rest from ``neg``), drawn with ``generator``:
+        ``xyz: (B, n, 3)``, ``sdf: (B, n)``, views of :meth:`sample_rows`."""
+        rows = self.sample_rows(scenes, n, generator, select)
         return rows[..., :3], rows[..., 3]
 
+    def sample_rows(
+        self,
+        scenes: torch.Tensor,
+        n: int,
+        generator: torch.Generator,
+        select: torch.Tensor | None = None,
+        pin_memory: bool = False,
+    ) -> torch.Tensor:
+        """``scenes: (B,)`` → one contiguous ``(B, n, 4)`` block of rows ``x, y, z, sdf``: ``n // 2``
+        per scene from ``pos``, the rest from ``neg``, drawn with ``generator``.
+
+        The random numbers are drawn for the whole batch; ``select`` (positions in ``scenes``) keeps
+        only those scenes' rows, exactly the ones the whole batch would have had: a process of a
+        distributed run samples its shard of a global batch that way.
+        ``pin_memory``: the block is page-locked, for an asynchronous copy to a GPU.
+        """
+        n_pos = n // 2
+        u_pos = torch.rand(len(scenes), n_pos, generator=generator)
+        u_neg = torch.rand(len(scenes), n - n_pos, generator=generator)
+        if select is not None:
+            scenes, u_pos, u_neg = scenes[select], u_pos[select], u_neg[select]
+        out = torch.empty(len(scenes), n, 4, pin_memory=pin_memory)  # (B, n, 4)
+        block = out.numpy()
+        self._draw(self.pos, self.pos_offset, self.pos_count, scenes, u_pos, block[:, :n_pos])
+        self._draw(self.neg, self.neg_offset, self.neg_count, scenes, u_neg, block[:, n_pos:])
+        return out
+
     @staticmethod
-    def _draw(rows: np.ndarray, offsets, counts, scenes, n, generator) -> torch.Tensor:
-        u = torch.rand(len(scenes), n, generator=generator)
-        index = offsets[scenes, None] + (u * counts[scenes, None]).long().clamp(max=counts[scenes, None] - 1)
-        return torch.from_numpy(rows[index.numpy()])  # (B, n, 4); gathers only the pages it needs
+    def _draw(rows: np.ndarray, offsets: torch.Tensor, counts: torch.Tensor, scenes: torch.Tensor, u: torch.Tensor, out: np.ndarray) -> None:
+        """Rows ``offset + floor(u * count)`` of each scene's range (with replacement, as DeepSDF) into ``out: (B, n, 4)``."""
+        count = counts[scenes, None]
+        index = offsets[scenes, None] + (u * count).long().clamp_(max=count - 1)  # (B, n)
+        np.take(rows, index.numpy(), axis=0, out=out, mode="clip")  # gathers only the pages it needs; indices are in range

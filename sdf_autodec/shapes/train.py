@@ -4,12 +4,24 @@ Run directory::
 
     RUN_DIR/checkpoints/latest.pt        last checkpoint (self-describing; see core.checkpoint)
     RUN_DIR/checkpoints/epoch_<E>.pt     periodic snapshots (the last ``keep_last`` are kept)
-    RUN_DIR/metrics.jsonl                one line per epoch: losses, learning rates, seconds
+    RUN_DIR/checkpoints/last_good.pt     only after a NaN/inf loss: the state just before that step
+    RUN_DIR/metrics.jsonl                one line per epoch: losses, learning rates, seconds, points/s
+    RUN_DIR/tensorboard/                 the same scalars, when TensorBoard is installed
     RUN_DIR/loss.png                     the loss curve, at the end
 
 Each epoch visits every scene once in a seeded random order, in batches of ``scenes_per_batch``
-scenes with ``samples_per_scene`` samples each. Dropout and sampling draw from generators seeded by
-``(seed, epoch)``, so a resumed run (from an epoch boundary) reproduces an uninterrupted one.
+scenes with ``samples_per_scene`` samples each, drawn from the packed memory-mapped store by
+vectorised indexing (``shapes.dataset``). Dropout and sampling draw from generators seeded by
+``(seed, epoch)``, and checkpoints are written atomically at epoch boundaries with everything else
+a step depends on (weights, codes, Adam's moments, the fp16 loss scale), so a run killed at any
+moment and started again resumes from its last checkpoint and ends with the same weights and codes
+as an uninterrupted run.
+
+Under ``torchrun --nproc_per_node=N`` (see :mod:`sdf_autodec.core.distributed`) the N processes
+train one model with DistributedDataParallel: each global batch is drawn exactly as a single process
+would draw it, and process r trains on its scenes ``r, r + N, ...``; the gradients of the decoder
+and of the latent table are averaged in DDP's all-reduce, so every process keeps identical weights
+and codes. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -23,22 +35,29 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from sdf_autodec.atomic import atomic_write
 from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from sdf_autodec.core.engine import NonFiniteLoss, make_optimizer, training_step
+from sdf_autodec.core.distributed import DistContext, init_distributed
+from sdf_autodec.core.distributed import resolve_device as _resolve_device
+from sdf_autodec.core.engine import Autodecoder, NonFiniteLoss, make_optimizer, training_step
 from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import seed_global, torch_generator
-from sdf_autodec.nn.mlp import DecoderConfig
+from sdf_autodec.nn.mlp import DecoderConfig, decoder_config_from_dict
 from sdf_autodec.nn.registry import build_decoder
+from sdf_autodec.optional import tensorboard_writer
 from sdf_autodec.shapes.dataset import PackedSdfSamples, resolve_split
 from sdf_autodec.shapes.loss import clamped_l1
 
 CHECKPOINT_KIND = "shapes"
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+__all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config_from_dict", "decoder_config_from_dict", "resolve_device"]
 
 
 @dataclass
 class TrainConfig:
-    """Training of the SDF autodecoder (defaults: the DeepSDF recipe)."""
+    """Training of the SDF autodecoder (defaults: the DeepSDF recipe; see ``conf/model/deepsdf.yaml``)."""
 
     data: str = ""
     """Data directory written by ``sdf-autodec prep``."""
@@ -51,7 +70,7 @@ class TrainConfig:
     epochs: int = 2000
     """Epochs to train (a resumed run continues up to this number)."""
     scenes_per_batch: int = 64
-    """Scenes per optimisation step."""
+    """Scenes per optimisation step (the global batch, whatever the number of processes)."""
     samples_per_scene: int = 16384
     """SDF samples per scene per step, half from ``pos`` and half from ``neg``."""
     lr_decoder: float = 5e-4
@@ -59,7 +78,7 @@ class TrainConfig:
     lr_codes: float = 1e-3
     """Adam learning rate of the codes."""
     lr_halve_every: int = 500
-    """Both learning rates are halved every this many epochs."""
+    """Both learning rates are halved every this many epochs (DeepSDF: from its 500th epoch on)."""
     clamp: float = 0.1
     """DeepSDF's δ: predictions and targets are clamped to [-δ, δ] in the loss."""
     code_reg_weight: float = 1e-4
@@ -79,7 +98,16 @@ class TrainConfig:
     resume: bool = True
     """Continue from RUN_DIR/checkpoints/latest.pt when it exists."""
     device: str = "auto"
-    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun: ``cuda:<local rank>``)."""
+    amp: str = "off"
+    """Mixed precision of the forward pass: ``off`` (fp32), ``bf16`` or ``fp16`` (``torch.autocast``;
+    fp16 adds a gradient scaler). Predictions are cast to fp32 before the loss."""
+    compile: bool = False
+    """Compile the forward pass with ``torch.compile`` (the first steps are slow while it compiles)."""
+    compile_backend: str = "inductor"
+    """``torch.compile``'s backend: ``inductor`` (generates kernels), or e.g. ``aot_eager`` (traces only; for checks)."""
+    tensorboard: str = "auto"
+    """``auto`` (log to RUN_DIR/tensorboard when TensorBoard is installed), ``on`` (required), ``off``."""
     seed: int = 0
     """Seed of codes, weights, dropout and sampling."""
     progress: bool = True
@@ -88,12 +116,7 @@ class TrainConfig:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` → CUDA if available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name} asked for, but CUDA is not available; use device=cpu")
-    return device
+    return _resolve_device(name)
 
 
 @dataclass
@@ -115,10 +138,6 @@ def checkpoint_dir(run: str | Path) -> Path:
     return Path(run) / "checkpoints"
 
 
-def decoder_config_from_dict(d: dict) -> DecoderConfig:
-    return DecoderConfig(**{k: v for k, v in d.items() if k in DecoderConfig.__dataclass_fields__})
-
-
 def load_trained(run: str | Path, device: str = "auto") -> TrainedModel:
     """Load ``RUN_DIR/checkpoints/latest.pt`` (or a checkpoint file) into a decoder in eval mode."""
     path = Path(run)
@@ -134,38 +153,71 @@ def load_trained(run: str | Path, device: str = "auto") -> TrainedModel:
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
-    return 0.5 ** (epoch // cfg.lr_halve_every) if cfg.lr_halve_every > 0 else 1.0
+    """Learning-rate factor of 0-based ``epoch``: DeepSDF's step schedule ``0.5 ** (e // interval)``
+    of its 1-based epoch ``e = epoch + 1``, so its 500th epoch already runs at half rate."""
+    return 0.5 ** ((epoch + 1) // cfg.lr_halve_every) if cfg.lr_halve_every > 0 else 1.0
 
 
 def code_reg_at(epoch: int, cfg: TrainConfig) -> float:
+    """Code prior weight of 0-based ``epoch``: DeepSDF's ``λ · min(1, e / ramp)`` of its 1-based epoch ``e``."""
     ramp = min(1.0, (epoch + 1) / cfg.code_reg_rampup_epochs) if cfg.code_reg_rampup_epochs > 0 else 1.0
     return cfg.code_reg_weight * ramp
+
+
+def train_config_from_dict(d: dict) -> TrainConfig:
+    """A :class:`TrainConfig` from a plain dict (``RUN_DIR/train_config.json``, a checkpoint's ``config``);
+    unknown keys are ignored, missing ones take their defaults."""
+    known = set(TrainConfig.__dataclass_fields__)
+    values = {k: v for k, v in d.items() if k in known and k != "model"}
+    return TrainConfig(model=decoder_config_from_dict(d.get("model", {})), **values)
 
 
 def _config_dict(cfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))  # plain types only (weights_only loading)
 
 
-def _save(run: Path, cfg: TrainConfig, epoch: int, decoder, latents, optimizer, ids: list[str]) -> None:
-    payload = {
-        "kind": CHECKPOINT_KIND,
-        "config": _config_dict(cfg),
-        "epoch": epoch,
-        "decoder": decoder.state_dict(),
-        "latents": latents.weight.detach().cpu(),
-        "optimizer": optimizer.state_dict(),
-        "instance_ids": ids,
-    }
+def _model_dict(model: dict | DecoderConfig) -> dict:
+    """A decoder config as a plain dict with every field filled (older checkpoints lack newer fields)."""
+    cfg = decoder_config_from_dict(model) if isinstance(model, dict) else model
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds, live."""
+
+    cfg: TrainConfig
+    decoder: torch.nn.Module
+    latents: LatentTable
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    ids: list[str]
+
+    def payload(self, epoch: int, **extra) -> dict:
+        return {
+            "kind": CHECKPOINT_KIND,
+            "config": _config_dict(self.cfg),
+            "epoch": epoch,
+            "decoder": self.decoder.state_dict(),
+            "latents": self.latents.weight.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "instance_ids": self.ids,
+            "extra": {"scaler": self.scaler.state_dict() if self.scaler is not None else None, **extra},
+        }
+
+
+def _save(run: Path, state: _State, epoch: int) -> None:
+    payload = state.payload(epoch)
     ckdir = checkpoint_dir(run)
     save_checkpoint(ckdir / "latest.pt", payload)
-    if cfg.keep_last > 0:
+    if state.cfg.keep_last > 0:
         save_checkpoint(ckdir / f"epoch_{epoch:06d}.pt", payload)
-        for old in sorted(ckdir.glob("epoch_*.pt"))[: -cfg.keep_last]:
+        for old in sorted(ckdir.glob("epoch_*.pt"))[: -state.cfg.keep_last]:
             old.unlink()
 
 
 def _check_resumable(ckpt: dict, cfg: TrainConfig, ids: list[str], path: Path) -> None:
-    if ckpt["config"].get("model") != _config_dict(cfg)["model"]:
+    if _model_dict(ckpt["config"].get("model", {})) != _model_dict(cfg.model):
         raise CheckpointError(
             f"{path}: checkpoint was trained with model {ckpt['config'].get('model')}, this run asks for {asdict(cfg.model)}; "
             "use another run= directory or resume=false"
@@ -174,15 +226,39 @@ def _check_resumable(ckpt: dict, cfg: TrainConfig, ids: list[str], path: Path) -
         raise CheckpointError(f"{path}: checkpoint's training shapes differ from this run's split; use another run= directory")
 
 
-def train(cfg: TrainConfig) -> TrainedModel:
-    """Train (or resume) a run; returns the trained model. See the module docstring for the files."""
+def _validate(cfg: TrainConfig) -> None:
     if not cfg.data or not cfg.run:
         raise ValueError("train needs data=DATA_DIR and run=RUN_DIR")
     if cfg.epochs < 0 or cfg.scenes_per_batch < 1 or cfg.samples_per_scene < 2:
         raise ValueError(f"impossible training config: epochs={cfg.epochs}, scenes_per_batch={cfg.scenes_per_batch}, samples_per_scene={cfg.samples_per_scene}")
-    device = resolve_device(cfg.device)
+    if cfg.amp not in AMP_DTYPES:
+        raise ValueError(f"amp={cfg.amp!r}: choose one of {', '.join(AMP_DTYPES)}")
+    if cfg.tensorboard not in ("auto", "on", "off"):
+        raise ValueError(f"tensorboard={cfg.tensorboard!r}: choose auto, on or off")
+
+
+def train(cfg: TrainConfig) -> TrainedModel:
+    """Train (or resume) a run; returns the trained model. See the module docstring for the files.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1), or inside a process group the caller set up, every
+    process calls this and trains its shard of each batch; all return the same model.
+    """
+    _validate(cfg)
+    ctx, device = init_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx, device)
+    finally:
+        ctx.close()
+
+
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedModel:
     run = Path(cfg.run)
-    store = PackedSdfSamples(cfg.data, resolve_split(cfg.data, cfg.split))
+    keys = resolve_split(cfg.data, cfg.split)
+    if not ctx.main:
+        ctx.barrier()  # rank 0 (re)builds the packed store first
+    store = PackedSdfSamples(cfg.data, keys)
+    if ctx.main:
+        ctx.barrier()
     ids = store.ids
 
     seed_global(cfg.seed, "init")
@@ -190,6 +266,8 @@ def train(cfg: TrainConfig) -> TrainedModel:
     init_std = cfg.code_init_std or 1.0 / math.sqrt(cfg.model.latent_size)
     latents = LatentTable(len(store), cfg.model.latent_size, init_std, cfg.code_max_norm or None, torch_generator(cfg.seed, "codes")).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes, cfg.weight_decay)
+    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+    state = _State(cfg, decoder, latents, optimizer, scaler, ids)
 
     start = 0
     latest = checkpoint_dir(run) / "latest.pt"
@@ -200,56 +278,116 @@ def train(cfg: TrainConfig) -> TrainedModel:
         with torch.no_grad():
             latents.weight.copy_(ckpt["latents"].to(device))
         optimizer.load_state_dict(ckpt["optimizer"])
+        scaler_state = (ckpt.get("extra") or {}).get("scaler")
+        if scaler is not None and scaler_state:
+            scaler.load_state_dict(scaler_state)
         start = int(ckpt["epoch"])
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "train_config.json").write_text(json.dumps(_config_dict(cfg), indent=2))
+
+    model: torch.nn.Module = Autodecoder(decoder, latents)
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model, backend=cfg.compile_backend)
+
     metrics_path = run / "metrics.jsonl"
-    history = _read_metrics(metrics_path, before_epoch=start)
-    _write_metrics(metrics_path, history)
+    history: list[dict] = []
+    writer = None
+    if ctx.main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write(run / "train_config.json", lambda tmp: Path(tmp).write_text(json.dumps(_config_dict(cfg), indent=2)))
+        history = _read_metrics(metrics_path, before_epoch=start)
+        atomic_write(metrics_path, lambda tmp: _write_metrics(Path(tmp), history))
+        writer_cls = None if cfg.tensorboard == "off" else tensorboard_writer(required=cfg.tensorboard == "on")
+        if writer_cls is not None:
+            writer = writer_cls(log_dir=str(run / "tensorboard"), purge_step=start + 1)
 
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
+    amp_dtype = AMP_DTYPES[cfg.amp]
+    pin = device.type == "cuda"
+    steps_per_epoch = math.ceil(len(store) / cfg.scenes_per_batch)
     decoder.train()
-    bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not cfg.progress, initial=start, total=cfg.epochs)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        seed_global(cfg.seed, "dropout", epoch)
-        generator = torch_generator(cfg.seed, "sampling", epoch)
-        factor = lr_factor(epoch, cfg)
-        optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
-        optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
-        reg = code_reg_at(epoch, cfg)
-        sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
-        batches = torch.randperm(len(store), generator=generator).split(cfg.scenes_per_batch)
-        for scenes in batches:
-            xyz, sdf = store.sample(scenes, cfg.samples_per_scene, generator)
-            obs = Observations(queries=xyz.to(device), targets=sdf.to(device))
-            try:
-                stats = training_step(decoder, latents, scenes.to(device), obs, element_loss, optimizer, reg)
-            except NonFiniteLoss as e:
-                raise NonFiniteLoss(
-                    f"{e} at epoch {epoch}: training stopped; the last good state is {latest}. "
-                    "Try a lower lr_decoder/lr_codes or check the data for NaNs."
-                ) from None
-            for k in sums:
-                sums[k] += getattr(stats, k) / len(batches)
-        row = {"epoch": epoch + 1, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor, "seconds": time.perf_counter() - t0}
-        history.append(row)
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        bar.set_postfix(loss=f"{sums['loss']:.4f}")
-        if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-            _save(run, cfg, epoch + 1, decoder, latents, optimizer, ids)
-    if start >= cfg.epochs and not latest.is_file():
-        _save(run, cfg, cfg.epochs, decoder, latents, optimizer, ids)
-    _plot_losses(history, run / "loss.png")
-    return load_trained(run, cfg.device)
+    bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not (cfg.progress and ctx.main), initial=start, total=cfg.epochs)
+    try:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            seed_global(cfg.seed, "dropout", epoch, *([ctx.rank] if ctx.active else []))  # own dropout masks per process
+            generator = torch_generator(cfg.seed, "sampling", epoch)
+            factor = lr_factor(epoch, cfg)
+            optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
+            optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
+            reg = code_reg_at(epoch, cfg)
+            sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
+            batches = torch.randperm(len(store), generator=generator).split(cfg.scenes_per_batch)
+            for i, scenes in enumerate(batches):
+                local = ctx.shard(len(scenes))
+                rows = store.sample_rows(scenes, cfg.samples_per_scene, generator, select=local, pin_memory=pin).to(device, non_blocking=pin)
+                obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
+                mine = scenes if local is None else scenes[local]
+                try:
+                    stats = training_step(
+                        decoder, latents, mine.to(device), obs, element_loss, optimizer, reg,
+                        model=model, autocast_dtype=amp_dtype, scaler=scaler,
+                        **({"global_batch": len(scenes), "global_index": scenes.to(device), "reduce": ctx.all_reduce_sum} if ctx.active else {}),
+                    )
+                except NonFiniteLoss as e:
+                    raise _stopped(e, run, state, ctx, epoch, i, len(batches), steps_per_epoch, latest) from None
+                for k in sums:
+                    sums[k] += getattr(stats, k) / len(batches)
+            seconds = time.perf_counter() - t0
+            row = {
+                "epoch": epoch + 1, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor,
+                "code_reg_weight": reg, "seconds": seconds, "points_per_second": len(store) * cfg.samples_per_scene / seconds,
+            }
+            if ctx.main:
+                history.append(row)
+                with metrics_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                if writer is not None:
+                    for k in ("loss", "data", "prior", "lr_decoder", "lr_codes", "points_per_second"):
+                        writer.add_scalar(f"train/{k}", row[k], epoch + 1)
+                bar.set_postfix(loss=f"{sums['loss']:.4f}")
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                    _save(run, state, epoch + 1)
+        if ctx.main and start >= cfg.epochs and not latest.is_file():
+            _save(run, state, cfg.epochs)
+    finally:
+        if writer is not None:
+            writer.close()
+        if ctx.main:
+            _plot_losses(history, run / "loss.png")
+    ctx.barrier()  # the other processes read the checkpoint rank 0 has just written
+    return load_trained(run, str(device))
+
+
+def _stopped(error: NonFiniteLoss, run: Path, state: _State, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int, latest: Path) -> NonFiniteLoss:
+    """Checkpoint the last good state (nothing was updated by the failing step) and say what to do."""
+    step = epoch * steps_per_epoch + i + 1
+    last_good = checkpoint_dir(run) / "last_good.pt"
+    if ctx.main:
+        save_checkpoint(last_good, state.payload(epoch, step=step, epoch_step=i, stopped="non-finite loss at this step"))
+    resume = f"a re-run resumes from {latest}" if latest.is_file() else "a re-run starts over"
+    return NonFiniteLoss(
+        f"{error} at step {step} (epoch {epoch + 1}, batch {i + 1}/{batches}): training stopped; the state before that step "
+        f"is saved in {last_good} ({resume}). Hint: lower lr_decoder/lr_codes, use amp=off or bf16 instead of fp16, "
+        "or check the data for NaNs."
+    )
 
 
 def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
+    """Rows of epochs up to ``before_epoch``; a line cut short by a kill is skipped."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["epoch"] <= before_epoch]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= before_epoch:
+            rows.append(row)
+    return rows
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -264,11 +402,9 @@ def _plot_losses(history: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sdf_autodec.atomic import atomic_write
-
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [r["epoch"] for r in history]
-    ax.semilogy(epochs, [r["data"] for r in history], label="data (clamped L1)")
+    ax.semilogy(epochs, [max(r["data"], 1e-12) for r in history], label="data (clamped L1)")
     ax.semilogy(epochs, [max(r["prior"], 1e-12) for r in history], label="code prior")
     ax.set_xlabel("epoch")
     ax.legend()
