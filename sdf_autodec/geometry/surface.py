@@ -11,6 +11,9 @@
   normals, an inverse-square-distance weighted vote (negative = inside, Hoppe et al. 1992). Normals
   must point outwards.
 - :func:`mesh_distance`: exact unsigned distance from points to a triangle soup (AABB tree).
+- :func:`surfel_distance`: distance to the surface an oriented cloud samples (each sample a disc),
+  nearly free of the sampling density's bias that the distance to the nearest sample has.
+- :func:`orient_normals`: outward signs for the normals of a cloud sampled on a closed surface.
 
 Every function is pure: arrays in, arrays out; nothing is cached between calls.
 """
@@ -178,10 +181,13 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, voxel: float | None 
             found = np.full(len(undecided), np.inf)
             p, n = points[undecided], normals[undecided]
             for t in distances:
-                d, j = tree.query(p + direction * t * n, k=1, distance_upper_bound=h, workers=-1)
-                hit = np.flatnonzero(np.isfinite(d))
-                hit = hit[np.abs(np.sum(normals[j[hit]] * n[hit], axis=1)) > 0.7]
-                depth = direction * np.sum((points[j[hit]] - p[hit]) * n[hit], axis=1)  # how far along the line that face is
+                active = np.flatnonzero(found > t - h)  # a hit from here on lies at least t - h away
+                d, j = tree.query(p[active] + direction * t * n[active], k=1, distance_upper_bound=h, workers=-1)
+                ok = np.isfinite(d)
+                hit, j = active[ok], j[ok]
+                keep = np.abs(np.sum(normals[j] * n[hit], axis=1)) > 0.7
+                hit, j = hit[keep], j[keep]
+                depth = direction * np.sum((points[j] - p[hit]) * n[hit], axis=1)  # how far along the line that face is
                 found[hit] = np.minimum(found[hit], np.where(depth > 0.5 * spacing, depth, np.inf))
             return found
 
@@ -211,6 +217,33 @@ def orient_normals(points: np.ndarray, normals: np.ndarray, voxel: float | None 
         sign[undecided] = np.where(np.abs(away) > 0.1 * spacing, np.sign(away), 0.0)
     unknown = sign == 0
     return normals * np.where(unknown, 1.0, sign)[:, None], unknown
+
+
+SURFEL_NEIGHBOURS = 2
+"""A sample's disc reaches its 2nd neighbour: random samples' discs then cover most (~86%) of the
+surface, leaving small gaps, while a disc at an edge overhangs it by about one spacing only (on
+shapes in the unit sphere with 30000 samples: 0.0002 for a query on the surface, against 0.017 for
+the distance to the nearest sample; an edge overshoot of 0.016 reads 0.011)."""
+
+
+def surfel_distance(points: np.ndarray, normals: np.ndarray, queries: np.ndarray, k: int = 8) -> np.ndarray:
+    """Distance from ``queries: (Q, 3)`` to the surface that the samples ``points, normals: (P, 3)``
+    stand for, each sample a disc (normal's sign irrelevant) reaching its ``SURFEL_NEIGHBOURS``-th
+    neighbour; the nearest of the ``k`` nearest samples' discs → ``(Q,)``. Unlike the distance to the
+    nearest sample, it does not grow with the spacing of the samples (a query on the surface is
+    about 0 away, not half a spacing), so scores stop depending on how densely the truth is sampled."""
+    points, normals, queries = _check_points("points", points), _check_points("normals", normals), _check_points("queries", queries)
+    normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    tree = cKDTree(points)
+    m = min(SURFEL_NEIGHBOURS, len(points) - 1)
+    radius = tree.query(points, k=m + 1, workers=-1)[0][:, -1] if m >= 1 else np.zeros(len(points))
+    k = min(k, len(points))
+    _, idx = tree.query(queries, k=k, workers=-1)
+    idx = idx.reshape(len(queries), k)
+    offset = queries[:, None, :] - points[idx]  # (Q, k, 3)
+    along = np.einsum("qkj,qkj->qk", offset, normals[idx])
+    lateral = np.sqrt(np.maximum(np.einsum("qkj,qkj->qk", offset, offset) - along**2, 0.0))
+    return np.sqrt(along**2 + np.maximum(lateral - radius[idx], 0.0) ** 2).min(axis=1)
 
 
 def mesh_distance(vertices: np.ndarray, faces: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -3,11 +3,16 @@
 Ground truth comes in two forms (``gt_format``):
 
 - ``data``: a prepared data directory — ``SurfaceSamples/<dataset>/<class>/<id>.ply`` (points and
-  outward normals, source frame) with ``NormalizationParameters/<...>/<id>.npz``;
+  outward normals, source frame) with ``NormalizationParameters/<...>/<id>.npz`` (the model's frame);
 - ``dvr``: a folder of ``<id>/pointcloud.npz`` (Occupancy Networks / DVR: ``points``, ``normals``,
-  float16, in about [-0.5, 0.5]^3). Their normals have arbitrary signs: they are deduplicated and
-  oriented (``geometry.surface.orient_normals``) before the inside test of the IoU. The shape's
-  normalised frame is DeepSDF's normalisation computed from these points.
+  float16, in about [-0.5, 0.5]^3, their source frame). Their normals have arbitrary signs: they are
+  deduplicated and oriented (``geometry.surface.orient_normals``) before the inside test of the IoU.
+
+The evaluation frame ``normalized`` is DeepSDF's unit sphere: the stored normalisation of a data
+directory prepped with ``normalization=deepsdf`` (the default, read from its manifest), otherwise
+DeepSDF's normalisation computed from the ground-truth samples (bounding-box centre, farthest sample
+at 1/1.03). Predictions and scans said to be ``normalized`` are in the MODEL's frame: the stored
+normalisation of a data directory (whatever its convention); for ``dvr`` the same unit sphere.
 
 A predicted mesh ``<stem>.ply`` is matched to the shape whose id is ``<stem>``, or ``<stem>`` without
 a trailing ``_v<k>`` (a completed partial scan), or else the longest id that ``<stem>`` starts with,
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import statistics
 from dataclasses import asdict, dataclass
@@ -61,11 +67,11 @@ class EvalConfig:
     frame: str = "normalized"
     """Frame the metrics are computed in: ``normalized`` (DeepSDF's unit sphere, per shape) or ``source`` (the ground truth's own frame; DVR's [-0.5, 0.5]^3)."""
     pred_frame: str = "auto"
-    """Frame of the predicted meshes: ``normalized``, ``source`` or ``auto`` (``normalized`` for ``data``, ``source`` for ``dvr``)."""
+    """Frame of the predicted meshes: ``normalized`` (the model's: the data directory's stored normalisation), ``source`` or ``auto`` (``normalized`` for ``data``, ``source`` for ``dvr``)."""
     scans: str = ""
     """Optional folder of the partial scans (``<mesh stem>.npz/.ply/.pcd``, searched recursively): splits the metrics into observed / unobserved ground truth."""
     scan_frame: str = "auto"
-    """Frame of the scans: ``normalized``, ``source`` or ``auto`` (``normalized`` for ``data``, as prep writes them; ``source`` for ``dvr``)."""
+    """Frame of the scans: ``normalized`` (the model's), ``source`` or ``auto`` (``normalized`` for ``data``, as prep writes PartialScans/; ``source`` for ``dvr``, as ``sdf-autodec dvr`` writes them)."""
     num_points: int = 30_000
     """Surface points per side for Chamfer, F-score, completion (DeepSDF: 30000)."""
     seed: int = 0
@@ -91,7 +97,8 @@ class GroundTruth:
     cls: str
     points: np.ndarray  # (M, 3)
     normals: np.ndarray | None  # (M, 3), outward
-    norm: Normalization  # source → normalised (unit sphere)
+    norm: Normalization  # source → the unit-sphere evaluation frame
+    model_norm: Normalization  # source → the model's frame (the data directory's stored normalisation)
 
 
 def detect_format(gt: Path) -> str:
@@ -146,6 +153,7 @@ class GroundTruthSource:
             self.keys = ground_truth_keys(root)
             self.layout = DatasetLayout(root)
             self.ids = set(self.keys)
+            self.convention = prep_convention(self.layout)
         else:
             self.ids = {p.parent.name for p in root.glob(f"*/{DVR_CLOUD}")}
             if not self.ids:
@@ -164,16 +172,26 @@ class GroundTruthSource:
         if self.format == "data":
             key = self.keys[shape_id]
             points, normals = read_surface(self.layout.surface(key))
-            return GroundTruth(key.cls, points, normals, read_normalization(self.layout.normalization(key)))
+            stored = read_normalization(self.layout.normalization(key))
+            return GroundTruth(key.cls, points, normals, stored if self.convention == "deepsdf" else deepsdf_normalization(points), stored)
         points, normals = read_dvr_cloud(self.root / shape_id / DVR_CLOUD)
-        return GroundTruth("", points, normals, deepsdf_normalization(points))
+        norm = deepsdf_normalization(points)
+        return GroundTruth("", points, normals, norm, norm)
 
 
-def to_frame(points: np.ndarray, have: str, want: str, norm: Normalization) -> np.ndarray:
-    """``points: (N, 3)`` from frame ``have`` to frame ``want`` (``normalized`` / ``source``)."""
-    if have == want:
-        return np.asarray(points, dtype=np.float64)
-    return norm.apply(points) if want == "normalized" else norm.invert(points)
+def prep_convention(layout: DatasetLayout) -> str:
+    """The ``normalization`` a data directory was prepped with (``deepsdf`` when its manifest does not say)."""
+    try:
+        return str(json.loads(layout.manifest.read_text())["config"].get("normalization", "deepsdf"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "deepsdf"
+
+
+def to_frame(points: np.ndarray, have: str, want: str, gt: GroundTruth) -> np.ndarray:
+    """``points: (N, 3)`` from frame ``have`` (``normalized``: the model's, or ``source``) to the
+    evaluation frame ``want`` (``normalized``: the unit sphere, or ``source``)."""
+    points = gt.model_norm.invert(points) if have == "normalized" else np.asarray(points, dtype=np.float64)
+    return gt.norm.apply(points) if want == "normalized" else points
 
 
 def find_scan_files(folder: Path) -> dict[str, Path]:
@@ -261,17 +279,17 @@ def evaluate(cfg: EvalConfig) -> dict:
             cache[shape_id] = source.load(shape_id)
         gt = cache[shape_id]
         unit = 1.0 if cfg.frame == "normalized" else 1.0 / gt.norm.scale  # one unit-sphere length, in the evaluation frame
-        mesh = trimesh.Trimesh(to_frame(mesh.vertices, pred_frame, cfg.frame, gt.norm), mesh.faces, process=False)
+        mesh = trimesh.Trimesh(to_frame(mesh.vertices, pred_frame, cfg.frame, gt), mesh.faces, process=False)
         scan_points = None
         if cfg.scans:
             try:
                 if path.stem not in scan_files:
                     raise ScanError(f"{path.stem}: no scan of that name in {cfg.scans}")
-                scan_points = to_frame(read_scan(scan_files[path.stem]).points, scan_frame, cfg.frame, gt.norm)
+                scan_points = to_frame(read_scan(scan_files[path.stem]).points, scan_frame, cfg.frame, gt)
             except ScanError as e:
                 no_scan.append(str(e))
         row = metrics.mesh_metrics(
-            mesh, to_frame(gt.points, "source", cfg.frame, gt.norm), gt.normals, cfg.num_points, cfg.seed,
+            mesh, to_frame(gt.points, "source", cfg.frame, gt), gt.normals, cfg.num_points, cfg.seed,
             scan_points=scan_points, completion_threshold=cfg.completion_threshold * unit, observed_radius=cfg.observed_radius * unit,
             accuracy_percentile=cfg.accuracy_percentile, iou_points=cfg.iou_points, iou_padding=cfg.iou_padding,
         )  # fmt: skip

@@ -11,7 +11,9 @@ which ``sdf-autodec eval`` makes DeepSDF's normalised unit-sphere frame by defau
 - **Normal consistency**: mean ``|n_p · n_g|`` of nearest-neighbour pairs, averaged over both
   directions (needs normals on both sides).
 - **Mesh accuracy** (DeepSDF, after Stutz & Geiger): the 90th percentile of the distances from the
-  predicted surface samples to the ground truth (its mesh when given, else its nearest sample).
+  predicted surface samples to the ground-truth surface: its mesh when given, else the discs of its
+  oriented samples (``geometry.surface.surfel_distance``; about 0 on the surface, where the
+  distance to the nearest of 30000 samples would read about half a spacing), else its nearest sample.
 - **Mesh completion** (DeepSDF): the fraction of ground-truth samples within ``completion_threshold``
   (0.01 in the unit-sphere frame) of the predicted MESH (exact point-to-triangle distance).
 - **Volumetric IoU**: ``iou_points`` uniform points (seeded) in the union of both bounding boxes,
@@ -30,7 +32,7 @@ import numpy as np
 import trimesh
 
 from sdf_autodec.geometry.pointcloud import nearest
-from sdf_autodec.geometry.surface import inside_mesh, inside_points, mesh_distance
+from sdf_autodec.geometry.surface import inside_mesh, inside_points, mesh_distance, surfel_distance
 
 FSCORE_FRACTIONS = (0.01, 0.02)
 """F-score thresholds as fractions of the ground truth's bounding-box diagonal."""
@@ -201,7 +203,8 @@ def mesh_metrics(
 
     ``gt_points: (M, 3)`` surface samples (``num_points`` of them, seeded, for the Chamfer, F-score,
     completion and split; all of them as the reference of the accuracy); ``gt_normals: (M, 3)``
-    (normal consistency; the IoU's inside test, where they must point outwards); ``gt_mesh``: when
+    (normal consistency, the accuracy's sample discs, and the IoU's inside test, where they must
+    point outwards); ``gt_mesh``: when
     given, the reference of the accuracy and of the IoU's inside test; ``scan_points: (S, 3)``: the
     partial scan, for the observed / unobserved split; ``iou_points``: 0 = no IoU.
     """
@@ -217,7 +220,12 @@ def mesh_metrics(
         gt_normals_sub = gt_normals
     scale = bbox_diagonal(gt_points)
     out = point_metrics(pred, gt_points, pred_normals, gt_normals_sub, scale=scale)
-    d_pred_to_gt = mesh_distance(gt_mesh.vertices, gt_mesh.faces, pred) if gt_mesh is not None else nearest(pred, all_gt)[0]
+    if gt_mesh is not None:
+        d_pred_to_gt = mesh_distance(gt_mesh.vertices, gt_mesh.faces, pred)
+    elif gt_normals is not None:
+        d_pred_to_gt = surfel_distance(all_gt, gt_normals, pred)
+    else:
+        d_pred_to_gt = nearest(pred, all_gt)[0]
     d_gt_to_mesh = mesh_distance(mesh.vertices, mesh.faces, gt_points)
     out["mesh_accuracy"] = mesh_accuracy(d_pred_to_gt, accuracy_percentile)
     out["mesh_completion"] = mesh_completion(d_gt_to_mesh, completion_threshold)
