@@ -127,12 +127,12 @@ def test_padding_and_seeded_disjoint_splits(tmp_path):
     assert padded.shape == (2, 1, 32, 32) and padded.dtype == torch.float32
     assert torch.equal(padded[:, 0, 2:30, 2:30], torch.from_numpy(raw[:2].astype(np.float32) / 255))
     assert padded[:, :, :2].abs().sum() == 0 and padded[:, :, :, 30:].abs().sum() == 0
-    cfg = DataConfig(train_size=40, val_size=10, test_size=25, seed=3)
-    a, b = load_splits(folder, cfg), load_splits(folder, cfg)
+    cfg = DataConfig(train_size=40, val_size=10, test_size=25)
+    a, b = load_splits(folder, cfg, seed=3), load_splits(folder, cfg, seed=3)
     assert torch.equal(a.train.index, b.train.index) and torch.equal(a.test.images, b.test.images)
     assert not set(a.train.index.tolist()) & set(a.val.index.tolist())
     assert (len(a.train), len(a.val), len(a.test)) == (40, 10, 25)
-    assert not torch.equal(load_splits(folder, DataConfig(train_size=40, val_size=10, test_size=25, seed=4)).train.index, a.train.index)
+    assert not torch.equal(load_splits(folder, cfg, seed=4).train.index, a.train.index)
     with pytest.raises(ValueError, match="exceeds the 60 training images"):
         load_splits(folder, DataConfig(train_size=55, val_size=10, test_size=5))
 

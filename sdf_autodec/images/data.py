@@ -34,9 +34,7 @@ class DataConfig:
     test_size: int = 1_000
     """Test-file images for the experiments."""
     image_size: int = 32
-    """Side after zero padding (the 28 x 28 digit is centred)."""
-    seed: int = 0
-    """Seed of the subsets."""
+    """Side after zero padding (the 28 x 28 digit is centred); the networks' ``image_size``."""
 
 
 @dataclass
@@ -100,8 +98,8 @@ def _subset(images: np.ndarray, labels: np.ndarray, index: torch.Tensor, size: i
     return ImageSet(pad_images(images[idx], size), torch.from_numpy(labels[idx].astype(np.int64)), index.clone())
 
 
-def load_splits(data_dir: str | Path, cfg: DataConfig) -> MnistSplits:
-    """The study's three subsets (see module docstring) from the IDX files in ``data_dir``."""
+def load_splits(data_dir: str | Path, cfg: DataConfig, seed: int = 0) -> MnistSplits:
+    """The study's three subsets (see module docstring) from the IDX files in ``data_dir``, drawn by ``seed``."""
     train_images, train_labels = load_mnist(data_dir, "train")
     test_images, test_labels = load_mnist(data_dir, "test")
     if cfg.train_size < 1 or cfg.val_size < 1 or cfg.test_size < 1:
@@ -110,8 +108,8 @@ def load_splits(data_dir: str | Path, cfg: DataConfig) -> MnistSplits:
         raise ValueError(f"train_size + val_size = {cfg.train_size + cfg.val_size} exceeds the {len(train_images)} training images")
     if cfg.test_size > len(test_images):
         raise ValueError(f"test_size = {cfg.test_size} exceeds the {len(test_images)} test images")
-    order = torch.randperm(len(train_images), generator=torch_generator(cfg.seed, "mnist-train-val"))
-    test_order = torch.randperm(len(test_images), generator=torch_generator(cfg.seed, "mnist-test"))
+    order = torch.randperm(len(train_images), generator=torch_generator(seed, "mnist-train-val"))
+    test_order = torch.randperm(len(test_images), generator=torch_generator(seed, "mnist-test"))
     return MnistSplits(
         train=_subset(train_images, train_labels, order[: cfg.train_size], cfg.image_size),
         val=_subset(train_images, train_labels, order[cfg.train_size : cfg.train_size + cfg.val_size], cfg.image_size),

@@ -176,22 +176,42 @@ def progress_figure(path: Path, snapshots: dict[int, torch.Tensor], truth: torch
     _draw_mosaic(path, cells, [""] * truth.shape[0], [name for name, _ in rows], title="autodecoder: training images across epochs")
 
 
-def interpolation_figure(path: Path, strips: dict[str, torch.Tensor], alphas: list[float], title: str) -> None:
-    """``strips[model]: (P, A, 1, S, S)`` decoded interpolations; rows = pairs x models, columns = α."""
+def interpolation_figure(path: Path, strips: dict[str, torch.Tensor], alphas: list[float], title: str, ends: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """``strips[model]: (P, A, 1, S, S)`` decoded interpolations; rows = pairs x models, columns = α.
+
+    ``ends``: the two images of each pair, ``(P, 1, S, S)`` each, shown before and after the strip."""
     models = list(strips)
     pairs = strips[models[0]].shape[0]
     cells, names = [], []
     for p in range(pairs):
         for model in models:
-            cells.append(list(_rgb(strips[model][p])))
+            row = list(_rgb(strips[model][p]))
+            if ends is not None:
+                row = [_rgb(ends[0][p : p + 1])[0], *row, _rgb(ends[1][p : p + 1])[0]]
+            cells.append(row)
             names.append(f"pair {p + 1}, {model.upper()}")
-    _draw_mosaic(path, cells, [f"α={a:.2g}" for a in alphas], names, title=title)
+    columns = [f"α={a:.2g}" for a in alphas]
+    if ends is not None:
+        columns = ["image A", *columns, "image B"]
+    _draw_mosaic(path, cells, columns, names, title=title)
 
 
 def _m(entry: dict | None, key: str, fmt: str) -> str:
     if not entry or entry.get(key) is None:
         return "–"
     return format(entry[key], fmt)
+
+
+def _winners(results: dict) -> dict[str, str]:
+    """Experiment → the model with the lowest ``mse_hidden``."""
+    experiments = {f"centre {k}": v for k, v in results.get("center", {}).items()}
+    experiments.update({k: v for k, v in results.items() if k not in ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation") and isinstance(v, dict)})
+    winners = {}
+    for name, entry in experiments.items():
+        scored = {m: s["mse_hidden"] for m, s in entry.items() if isinstance(s, dict) and s.get("mse_hidden") is not None}
+        if scored:
+            winners[name] = min(scored, key=scored.get)
+    return winners
 
 
 def write_report(path: Path, results: dict, figures: list[str]) -> None:
@@ -221,6 +241,9 @@ def write_report(path: Path, results: dict, figures: list[str]) -> None:
         rows.append(f"| nothing hidden | {model} | – | – | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
     if rows:
         lines += ["## Masked completion", "", header, rule, *rows, ""]
+        winners = _winners(results)
+        if winners:
+            lines += ["Lowest MSE on the hidden pixels: " + "; ".join(f"{name}: **{model}**" for name, model in winners.items()) + ".", ""]
     notes = results.get("notes", {})
     if notes:
         lines += [f"- **{k}**: {v}" for k, v in notes.items()] + [""]
@@ -240,7 +263,8 @@ def write_report(path: Path, results: dict, figures: list[str]) -> None:
         lines.append("")
     seconds = results.get("seconds", {})
     if seconds:
-        lines += ["Wall time per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), ""]
+        order = sorted(seconds, key=lambda k: k == "total")  # stages as recorded, the total last
+        lines += ["Wall time per stage (s): " + ", ".join(f"{k} {seconds[k]:.1f}" for k in order), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     text = "\n".join(lines)

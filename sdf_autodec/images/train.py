@@ -56,7 +56,7 @@ def squared_error(predictions: torch.Tensor, obs: Observations) -> torch.Tensor:
 class AETrainConfig:
     """Training of the convolutional autoencoder."""
 
-    epochs: int = 10
+    epochs: int = 8
     """Passes over the training images."""
     batch_size: int = 128
     """Images per step."""
