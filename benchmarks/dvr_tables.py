@@ -15,8 +15,9 @@ What it does (every stage resumes from what ``--work`` already holds):
 4. ``dvr``: views [0] and [0, 8, 16] of each table → scan npz files (points + the camera of each).
 5. ``complete`` both scan sets (free space from the cameras, batched fitting) and mesh over
    ``[-0.55, 0.55]^3``.
-6. Metrics in the DVR frame against ``pointcloud.npz`` (100k points, 30k used), with the F-score
-   thresholds relative to the ground truth's bounding-box diagonal (see ``sdf_autodec.shapes.metrics``).
+6. ``eval`` against ``pointcloud.npz`` (100k points, 30k used) with the scans given, so the errors are
+   also split between the observed and unobserved parts of each table; metrics in DeepSDF's
+   unit-sphere frame of each ground truth (protocol: docs/metrics.md).
 
 The last line is JSON: per-view-count means and medians, and per-shape rows.
 """
@@ -36,7 +37,7 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data_prep.dvr import DvrScanConfig, export_dvr_scans, load_dvr_ground_truth  # noqa: E402
+from data_prep.dvr import DvrScanConfig, export_dvr_scans  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import make_shape  # noqa: E402
@@ -47,7 +48,7 @@ from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
-from sdf_autodec.shapes.metrics import mesh_metrics  # noqa: E402
+from sdf_autodec.shapes.evaluate import EvalConfig, evaluate  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
 from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
 
@@ -90,18 +91,6 @@ def training_meshes(folder: Path, procedural: int) -> None:
             mesh.export(out)
 
 
-def score(mesh_path: Path, gt_points: np.ndarray, gt_normals: np.ndarray) -> dict:
-    mesh = trimesh.load(mesh_path, force="mesh", process=False)
-    return mesh_metrics(mesh, gt_points, gt_normals, num_points=30_000, seed=0)
-
-
-def summarise(rows: dict[str, dict]) -> tuple[dict, dict]:
-    names = sorted({k for r in rows.values() for k, v in r.items() if isinstance(v, float)})
-    mean = {n: float(np.mean([r[n] for r in rows.values() if n in r])) for n in names}
-    median = {n: float(statistics.median([r[n] for r in rows.values() if n in r])) for n in names}
-    return mean, median
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 procedural tables, 30 epochs, 4 scans, 50 fitting steps")
@@ -141,7 +130,6 @@ def main() -> None:
     print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
 
     objects = sorted(p.name for p in DVR.iterdir() if (p / "cameras.npz").is_file())[: 4 if args.quick else None]
-    truth = {name: load_dvr_ground_truth(DVR / name) for name in objects}
     results = {}
     for label, views in VIEW_SETS.items():
         tag = f"{len(views)}view"
@@ -160,27 +148,26 @@ def main() -> None:
             )
         )
         seconds[f"complete_{tag}"] = time.perf_counter() - t0
-        rows = {}
+        metrics = evaluate(EvalConfig(pred=str(out), gt=str(DVR), output=str(work / f"metrics_{tag}.json"), scans=str(scans), progress=False))
+        rows = dict(metrics["shapes"])
         for name in objects:
             entry = done["scans"].get(name, {"status": "missing"})
             if entry["status"] != "ok":
                 rows[name] = {"status": entry["status"], "reason": entry.get("reason", "")}
-                continue
-            rows[name] = {"status": "ok", **score(Path(entry["mesh"]), *truth[name])}
-        ok = {k: r for k, r in rows.items() if r["status"] == "ok"}
-        mean, median = summarise(ok) if ok else ({}, {})
-        results[label] = {"views": views, "completed": len(ok), "of": len(objects), "mean": mean, "median": median, "shapes": rows}
-        print(f"\n{label} (views {views}): {len(ok)}/{len(objects)} completed in {seconds[f'complete_{tag}']:.0f} s")
-        print(f"{'table':<34} {'chamfer':>9} {'F@1%':>6} {'F@2%':>6} {'NC':>6}")
-        for name, r in rows.items():
-            if r["status"] == "ok":
-                print(f"{name:<34} {r['chamfer']:9.5f} {r['fscore@1%']:6.3f} {r['fscore@2%']:6.3f} {r.get('normal_consistency', float('nan')):6.3f}")
+        results[label] = {"views": views, "completed": metrics["count"], "of": len(objects), "mean": metrics["mean"], "median": metrics["median"], "shapes": rows, "csv": metrics.get("csv")}
+        print(f"\n{label} (views {views}): {metrics['count']}/{len(objects)} completed in {seconds[f'complete_{tag}']:.0f} s; metrics: {work / f'metrics_{tag}.json'}")
+        columns = ["chamfer_x1000", "fscore@1%", "fscore@2%", "normal_consistency", "iou", "mesh_accuracy", "mesh_completion", "observed.completion", "unobserved.completion"]
+        print(f"{'table':<34} " + " ".join(f"{c.replace('_completion', '_cmpl').replace('mesh_', ''):>12}" for c in columns))
+        for name in sorted(rows):
+            r = rows[name]
+            if "chamfer" in r:
+                print(f"{name:<34} " + " ".join(f"{r.get(c, float('nan')):12.4f}" for c in columns))
             else:
-                print(f"{name:<34} {r['status']}: {r['reason']}")
-        if ok:
-            for what, agg in (("mean", mean), ("median", median)):
-                print(f"{what:<34} {agg['chamfer']:9.5f} {agg['fscore@1%']:6.3f} {agg['fscore@2%']:6.3f} {agg.get('normal_consistency', float('nan')):6.3f}")
-    print(json.dumps({"frame": "DVR (unit cube)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds, "results": results}))
+                print(f"{name:<34} {r['status']}: {r.get('reason', '')}")
+        for what in ("mean", "median"):
+            agg = metrics[what]
+            print(f"{what:<34} " + " ".join(f"{agg.get(c, float('nan')):12.4f}" for c in columns))
+    print(json.dumps({"model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds, "results": results}))
 
 
 if __name__ == "__main__":
