@@ -124,6 +124,13 @@ def test_sampler_draws_half_pos_half_neg_from_each_scene_and_shards_exactly(data
     assert torch.equal(xyz, rows[..., :3]) and torch.equal(sdf, rows[..., 3])
 
 
+def test_prefetching_in_a_thread_draws_the_same_samples(data_dir, tmp_path):
+    kw = dict(split="all", epochs=3, scenes_per_batch=3, checkpoint_every=3)  # 2 batches per epoch
+    train(tiny_train_config(data_dir, tmp_path / "off", prefetch="off", **kw))
+    train(tiny_train_config(data_dir, tmp_path / "on", prefetch="on", **kw))
+    _assert_same_state(tmp_path / "off" / "checkpoints" / "latest.pt", tmp_path / "on" / "checkpoints" / "latest.pt")
+
+
 def test_deepsdf_schedule_and_preset_follow_the_official_code():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf

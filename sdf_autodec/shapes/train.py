@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,6 +108,10 @@ class TrainConfig:
     """Compile the forward pass with ``torch.compile`` (the first steps are slow while it compiles)."""
     compile_backend: str = "inductor"
     """``torch.compile``'s backend: ``inductor`` (generates kernels), or e.g. ``aot_eager`` (traces only; for checks)."""
+    prefetch: str = "auto"
+    """Draw the next batch's samples in a background thread while the current step runs: ``on``,
+    ``off``, or ``auto`` (on with CUDA, where the step does not need the CPU; off on a CPU, where
+    the step already uses every core). The samples are the same either way."""
     tensorboard: str = "auto"
     """``auto`` (log to RUN_DIR/tensorboard when TensorBoard is installed), ``on`` (required), ``off``."""
     seed: int = 0
@@ -233,8 +239,9 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"impossible training config: epochs={cfg.epochs}, scenes_per_batch={cfg.scenes_per_batch}, samples_per_scene={cfg.samples_per_scene}")
     if cfg.amp not in AMP_DTYPES:
         raise ValueError(f"amp={cfg.amp!r}: choose one of {', '.join(AMP_DTYPES)}")
-    if cfg.tensorboard not in ("auto", "on", "off"):
-        raise ValueError(f"tensorboard={cfg.tensorboard!r}: choose auto, on or off")
+    for name in ("tensorboard", "prefetch"):
+        if getattr(cfg, name) not in ("auto", "on", "off"):
+            raise ValueError(f"{name}={getattr(cfg, name)!r}: choose auto, on or off")
 
 
 def train(cfg: TrainConfig) -> TrainedModel:
@@ -306,6 +313,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     amp_dtype = AMP_DTYPES[cfg.amp]
     pin = device.type == "cuda"
+    prefetch = cfg.prefetch == "on" or (cfg.prefetch == "auto" and device.type == "cuda")
     steps_per_epoch = math.ceil(len(store) / cfg.scenes_per_batch)
     decoder.train()
     bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not (cfg.progress and ctx.main), initial=start, total=cfg.epochs)
@@ -320,9 +328,10 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
             reg = code_reg_at(epoch, cfg)
             sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
             batches = torch.randperm(len(store), generator=generator).split(cfg.scenes_per_batch)
-            for i, scenes in enumerate(batches):
+            draw = lambda scenes: store.sample_rows(scenes, cfg.samples_per_scene, generator, select=ctx.shard(len(scenes)), pin_memory=pin)  # noqa: E731
+            for i, (scenes, rows) in enumerate(_in_order(draw, batches, ahead=prefetch)):
                 local = ctx.shard(len(scenes))
-                rows = store.sample_rows(scenes, cfg.samples_per_scene, generator, select=local, pin_memory=pin).to(device, non_blocking=pin)
+                rows = rows.to(device, non_blocking=pin)
                 obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
                 mine = scenes if local is None else scenes[local]
                 try:
@@ -359,6 +368,26 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
             _plot_losses(history, run / "loss.png")
     ctx.barrier()  # the other processes read the checkpoint rank 0 has just written
     return load_trained(run, str(device))
+
+
+def _in_order(fetch, items, ahead: bool):
+    """``(item, fetch(item))`` for each item in order; with ``ahead``, the next fetch runs in a background
+    thread while the caller works on the current one (one thread: the fetches stay in order, so a
+    seeded generator they share draws the same numbers either way)."""
+    if not ahead:
+        for item in items:
+            yield item, fetch(item)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(fetch, item)))
+            if len(pending) > 1:
+                first, future = pending.popleft()
+                yield first, future.result()
+        while pending:
+            first, future = pending.popleft()
+            yield first, future.result()
 
 
 def _stopped(error: NonFiniteLoss, run: Path, state: _State, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int, latest: Path) -> NonFiniteLoss:
