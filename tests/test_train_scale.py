@@ -70,6 +70,7 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(data_dir, tmp_pa
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     killed_at = load_checkpoint(run_b / "checkpoints" / "latest.pt")["epoch"]
+    (run_b / "checkpoints" / ".latest.abc123.tmp.pt").write_bytes(b"half a checkpoint")  # as if killed while saving
     assert 0 < killed_at < 40, "the kill must land mid-run"
 
     # re-run the killed run's command (as the library, in this process: 1 thread, as the subprocess) ...
@@ -82,7 +83,7 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(data_dir, tmp_pa
     _assert_same_state(tmp_path / "straight" / "checkpoints" / "latest.pt", run_b / "checkpoints" / "latest.pt")
     rows = [json.loads(line) for line in (run_b / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 41))  # rows after the checkpoint were dropped and redone
-    assert sorted(p.name for p in (run_b / "checkpoints").glob("epoch_*.pt")) == ["epoch_000039.pt", "epoch_000040.pt"]
+    assert sorted(p.name for p in (run_b / "checkpoints").iterdir()) == ["epoch_000039.pt", "epoch_000040.pt", "latest.pt"]
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(data_dir, tmp_path):

@@ -303,6 +303,8 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
     writer = None
     if ctx.main:
         run.mkdir(parents=True, exist_ok=True)
+        for partial in checkpoint_dir(run).glob(".*.tmp.pt"):  # left by a run killed while writing a checkpoint
+            partial.unlink(missing_ok=True)
         atomic_write(run / "train_config.json", lambda tmp: Path(tmp).write_text(json.dumps(_config_dict(cfg), indent=2)))
         history = _read_metrics(metrics_path, before_epoch=start)
         atomic_write(metrics_path, lambda tmp: _write_metrics(Path(tmp), history))
