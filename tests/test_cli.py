@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 import sdf_autodec.cli.commands  # noqa: F401  (registers the schemas)
 import sdf_autodec.cli.demo  # noqa: F401
+import sdf_autodec.cli.mnist  # noqa: F401
 from sdf_autodec.cli.main import COMMANDS
 from sdf_autodec.shapes.train import TrainConfig
 
