@@ -130,3 +130,25 @@ def test_virtual_scan_sees_only_the_front():
     assert (scan.points @ to_cam > -0.05).all()  # the far side is hidden
     finite = np.isfinite(scan.depth)
     assert finite.sum() == len(scan.points) and (scan.depth[finite] > 0).all()
+
+
+def test_fast_off_reader_matches_trimesh_and_falls_back(tmp_path):
+    from data_prep.mesh_io import _read_triangle_off, load_mesh
+
+    box = trimesh.creation.box((1.0, 2.0, 3.0))
+    body = "\n".join(" ".join(f"{x:.6f}" for x in v) for v in box.vertices) + "\n" + "\n".join(f"3 {a} {b} {c}" for a, b, c in box.faces) + "\n"
+    plain = tmp_path / "plain.off"
+    plain.write_text(f"OFF\n{len(box.vertices)} {len(box.faces)} 0\n" + body)
+    joined = tmp_path / "joined.off"  # ModelNet's header quirk
+    joined.write_text(f"OFF{len(box.vertices)} {len(box.faces)} 0\n" + body)
+    for path in (plain, joined):
+        assert _read_triangle_off(path) is not None
+        fast, slow = load_mesh(path), trimesh.load(path, force="mesh", process=False)
+        np.testing.assert_allclose(fast.vertices, slow.vertices)
+        np.testing.assert_array_equal(fast.faces, slow.faces)
+    quads = tmp_path / "quads.off"
+    quads.write_text("OFF\n4 1 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n4 0 1 2 3\n")
+    assert _read_triangle_off(quads) is None and len(load_mesh(quads).faces) == 2  # trimesh triangulates it
+    commented = tmp_path / "commented.off"
+    commented.write_text("OFF\n# a comment\n" + f"{len(box.vertices)} {len(box.faces)} 0\n" + body)
+    assert _read_triangle_off(commented) is None and len(load_mesh(commented).faces) == 12
