@@ -7,17 +7,20 @@ For each model preset (``conf/model/<preset>.yaml``: architecture, scenes per ba
 
 - (a) **ours**: ``sdf_autodec.shapes.train.train`` itself, i.e. the real loop: samples drawn from the
   packed memory-mapped store (vectorised per-scene indexing), the joint step of the decoder and the
-  latent table, statistics, metrics.jsonl; points/s from its per-epoch timings, first epoch excluded;
+  latent table, statistics, metrics.jsonl; points/s from its per-epoch timings, first epoch excluded
+  (with ``--compile`` it holds the compilation);
 - (b) **ceiling**: the bare decoder forward + backward + Adam step (decoder and batch codes) on
   tensors already in memory, same architecture, batch, loss and precision: this machine's best;
 - (c) **naive loader**: DeepSDF's ``SDFSamples`` (re-reads each scene's npz at every step: ``np.load``,
   ``remove_nans``, random indices) in a ``torch.utils.data.DataLoader`` with 0 and 2 worker processes,
   feeding the same training step as (a); the faster of the two counts.
 
+Each figure is the median over the timed steps (epochs for (a)) of points per second.
+
 The data are synthetic: 64 spheres and boxes with random sizes, 500k samples each as DeepSDF's and
 our ``prep`` write them, in the DeepSDF npz layout (``write_sdf_samples``); they are generated once
 into ``--data`` (a temporary folder) and reused. On a CPU the ``deepsdf`` preset runs with fewer
-samples per scene (``--deepsdf-samples``; 256, or 64 with ``--quick``) and its 64 scenes per batch:
+samples per scene (``--deepsdf-samples``; 256, or 32 with ``--quick``) and its 64 scenes per batch:
 its 64 x 16384 points per step would need ~50 GB of activations and minutes per step; the value used
 is printed. Each measurement is repeated ``--repeats`` times, interleaved, and the best kept (other
 jobs on the machine only ever slow a run down). ``--quick``: fewer steps, one repeat.
@@ -101,8 +104,7 @@ def ours(cfg: TrainConfig, data: Path, epochs: int, work: Path) -> float:
     cfg.progress, cfg.tensorboard = False, "off"
     train(cfg)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][1:]
-    points = sum(r["points_per_second"] * r["seconds"] for r in rows)
-    return points / sum(r["seconds"] for r in rows)
+    return float(np.median([r["points_per_second"] for r in rows]))
 
 
 def _sync(device: torch.device) -> None:
@@ -122,10 +124,10 @@ def ceiling(cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 2)
     amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
     model = torch.compile(decoder, backend=cfg.compile_backend) if cfg.compile else decoder
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+    times = []
     for i in range(warmup + steps):
-        if i == warmup:
-            _sync(device)
-            t0 = time.perf_counter()
+        _sync(device)
+        t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             pred = model(codes, queries)
@@ -138,8 +140,9 @@ def ceiling(cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 2)
         else:
             loss.backward()
             optimizer.step()
-    _sync(device)
-    return steps * b * n / (time.perf_counter() - t0)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return b * n / float(np.median(times[warmup:]))
 
 
 class NaiveSdfSamples(torch.utils.data.Dataset):
@@ -178,20 +181,19 @@ def naive(cfg: TrainConfig, data: Path, device: torch.device, steps: int, worker
     latents = LatentTable(len(files), cfg.model.latent_size, 1 / math.sqrt(cfg.model.latent_size), cfg.code_max_norm or None).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes)
     loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
-    done, t0 = 0, None
-    while done < warmup + steps:
-        for sdf_data, index in loader:
-            if done == warmup:
-                _sync(device)
-                t0 = time.perf_counter()
+    times: list[float] = []
+    while len(times) < warmup + steps:
+        t0 = time.perf_counter()
+        for sdf_data, index in loader:  # the time of a step includes waiting for its batch
             rows = sdf_data.to(device)  # (B, n, 4)
             obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
             training_step(decoder, latents, index.to(device), obs, loss, optimizer, cfg.code_reg_weight)
-            done += 1
-            if done == warmup + steps:
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+            if len(times) == warmup + steps:
                 break
-    _sync(device)
-    return steps * cfg.scenes_per_batch * cfg.samples_per_scene / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+    return cfg.scenes_per_batch * cfg.samples_per_scene / float(np.median(times[warmup:]))
 
 
 def cached_dataset(folder: Path) -> Path:
@@ -218,7 +220,7 @@ def main() -> None:
     parser.add_argument("--prefetch", default="auto", choices=["auto", "on", "off"], help="TrainConfig.prefetch for (a)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=0, help="interleaved repeats, best kept (0: 1 with --quick, else 3)")
-    parser.add_argument("--deepsdf-samples", type=int, default=0, help="samples per scene for deepsdf (0: 16384 on a GPU; 256 on a CPU, 64 with --quick)")
+    parser.add_argument("--deepsdf-samples", type=int, default=0, help="samples per scene for deepsdf (0: 16384 on a GPU; 256 on a CPU, 32 with --quick)")
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "sdf-autodec-bench-train"), help="synthetic data folder (generated once, reused)")
     args = parser.parse_args()
     tune_glibc_malloc()
@@ -240,10 +242,10 @@ def main() -> None:
             cfg = preset_config(name)
             cfg.device, cfg.amp, cfg.compile, cfg.prefetch = str(device), args.amp, args.compile, args.prefetch
             if name == "deepsdf":
-                cfg.samples_per_scene = args.deepsdf_samples or (16384 if device.type == "cuda" else (64 if args.quick else 256))
+                cfg.samples_per_scene = args.deepsdf_samples or (16384 if device.type == "cuda" else (32 if args.quick else 256))
             step_points = cfg.scenes_per_batch * cfg.samples_per_scene
             steps_per_epoch = math.ceil(SHAPES / cfg.scenes_per_batch)
-            timed = (2 if args.quick else 6) if steps_per_epoch == 1 else (12 if args.quick else 96)  # a few seconds each
+            timed = (2 if args.quick else 6) if steps_per_epoch == 1 else (8 if args.quick else 96)  # a few seconds each
             warmup = 1 if steps_per_epoch == 1 or args.quick else 2
             epochs = 1 + math.ceil(timed / steps_per_epoch)  # (a)'s first epoch is its warm-up
             print(f"\n{name}: {cfg.model.depth} x {cfg.model.width}, latent {cfg.model.latent_size}, {cfg.scenes_per_batch} scenes x "
