@@ -45,7 +45,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdf_autodec.core.engine import make_optimizer, training_step  # noqa: E402
+from sdf_autodec.core.engine import Autodecoder, make_optimizer, training_step  # noqa: E402
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf  # noqa: E402
@@ -54,7 +54,7 @@ from sdf_autodec.geometry.packed import open_packed  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
-from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
+from sdf_autodec.shapes.train import AMP_DTYPES, TrainConfig, train  # noqa: E402
 
 SHAPES = 64
 SAMPLES_PER_SHAPE = 500_000
@@ -121,7 +121,7 @@ def ceiling(cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 2)
     optimizer = torch.optim.Adam([{"params": decoder.parameters(), "lr": cfg.lr_decoder}, {"params": [codes], "lr": cfg.lr_codes}])
     queries = torch.rand(b, n, 3, device=device) * 2 - 1
     targets = (torch.rand(b, n, device=device) - 0.5) * 0.2
-    amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+    amp = AMP_DTYPES[cfg.amp]
     model = torch.compile(decoder, backend=cfg.compile_backend) if cfg.compile else decoder
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
     times = []
@@ -181,13 +181,16 @@ def naive(cfg: TrainConfig, data: Path, device: torch.device, steps: int, worker
     latents = LatentTable(len(files), cfg.model.latent_size, 1 / math.sqrt(cfg.model.latent_size), cfg.code_max_norm or None).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes)
     loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
+    model = Autodecoder(decoder, latents)  # the same step as (a): precision and compilation included
+    model = torch.compile(model, backend=cfg.compile_backend) if cfg.compile else model
+    options = {"model": model, "autocast_dtype": AMP_DTYPES[cfg.amp], "scaler": torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None}
     times: list[float] = []
     while len(times) < warmup + steps:
         t0 = time.perf_counter()
         for sdf_data, index in loader:  # the time of a step includes waiting for its batch
             rows = sdf_data.to(device)  # (B, n, 4)
             obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
-            training_step(decoder, latents, index.to(device), obs, loss, optimizer, cfg.code_reg_weight)
+            training_step(decoder, latents, index.to(device), obs, loss, optimizer, cfg.code_reg_weight, **options)
             _sync(device)
             times.append(time.perf_counter() - t0)
             if len(times) == warmup + steps:
