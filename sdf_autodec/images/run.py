@@ -34,7 +34,7 @@ from sdf_autodec.atomic import atomic_write
 from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
-from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
+from sdf_autodec.images.complete import CompletionModels, ad_decode, run_experiments
 from sdf_autodec.images.data import DataConfig, MnistSplits, load_splits
 from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
 from sdf_autodec.images.masks import center_square, make_mask
