@@ -7,9 +7,17 @@ camera, turned into observations by ``sdf_autodec.shapes.observations.observe``:
 ±η along the rays, free space as a hinge), the same ``FitConfig`` (same iterations, no early
 stopping) runs once with all K shapes batched and once per shape. Reported: shapes per second both
 ways, the speedup, and the largest difference between the codes the two give (they must agree).
+
+Why batching gains little on a CPU: the benchmark also counts the floating-point operations of a
+fit (``torch.utils.flop_counter``: the matrix products of the forward and backward passes) and
+times this machine's best matrix product (a large square ``torch.mm`` at the same thread count).
+The one-at-a-time fit already runs at some fraction of that peak; no batching can go faster than
+the peak, so ``peak / achieved`` bounds the speedup any batched fit could reach here
+(``speedup_bound``).
 The decoder is the run's (``--run``) or, by default, the small preset with seeded random weights: the
 cost of a fitting step does not depend on the weights' values. The last line is JSON with
-``speedup_k1``, ``speedup_k8``, ``speedup_k32``, ``speedup_k128`` and ``max_code_difference``.
+``speedup_k1``, ``speedup_k8``, ``speedup_k32``, ``speedup_k128``, ``max_code_difference``,
+``peak_gflops``, ``alone_gflops`` and ``speedup_bound``.
 """
 
 from __future__ import annotations
@@ -62,6 +70,29 @@ def observations(k: int, surface: int) -> Observations:
     )
 
 
+def peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's best float32 matrix-product rate (GFLOP/s) at torch's current thread count."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def fit_flops(decoder, obs: Observations, loss, latent: int, fit: FitConfig, init: torch.Tensor) -> int:
+    """Floating-point operations (matrix products, forward and backward) of one ``fit_latents`` call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fit_latents(decoder, obs, loss, latent, fit, init=init)
+    return int(counter.get_total_flops())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="K = 1, 8, 32 with 10 iterations (under a minute)")
@@ -108,6 +139,18 @@ def main() -> None:
         result[f"shapes_per_s_batched_k{k}"] = k / t_batched
         result[f"shapes_per_s_alone_k{k}"] = k / t_alone
         print(f"{k:>4} {k / t_batched:17.2f} {k / t_alone:20.2f} {t_alone / t_batched:7.2f}x {diff:16.2e}", flush=True)
+    # the roofline: how close one shape at a time already is to this machine's best matrix product
+    one = obs_all.select(slice(0, 1))
+    flops = fit_flops(decoder, one, loss, latent, fit, init_all[:1])
+    t0 = time.perf_counter()
+    fit_latents(decoder, one, loss, latent, fit, init=init_all[:1])
+    alone_gflops = flops / (time.perf_counter() - t0) / 1e9
+    peak = peak_gflops()
+    print(
+        f"one shape's fit: {flops / 1e9:.2f} GFLOP at {alone_gflops:.1f} GFLOP/s; this machine's best matrix product: "
+        f"{peak:.1f} GFLOP/s; so no batching can beat {peak / alone_gflops:.2f}x here"
+    )
+    result.update(peak_gflops=peak, alone_gflops=alone_gflops, speedup_bound=peak / alone_gflops)
     result.update(max_code_difference=max_diff, iterations=args.iterations, queries_per_shape=int(obs_all.queries.shape[1]), threads=torch.get_num_threads())
     print(json.dumps(result))
 
