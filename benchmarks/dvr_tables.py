@@ -54,7 +54,9 @@ from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
-VIEW_SETS = {"1 view": [0], "3 views": [0, 8, 16]}
+VIEW_SETS = {"1 view": [0], "3 views": [0, 8, 16], "1 view no camera": [0]}
+"""Scan sets by label; "no camera" keeps only the points of the one-view scans (a raw cloud: normals
+estimated, no free space), to measure completion of camera-less clouds against the same truth."""
 
 
 def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--procedural", type=int, default=60, help="generated tables added to the 20 PSB tables")
     parser.add_argument("--iterations", type=int, default=400, help="latent fitting steps per scan")
+    parser.add_argument("--sets", default=",".join(VIEW_SETS), help="scan sets to complete and score (comma-separated labels)")
     args = parser.parse_args()
     for needed in (PSB_TABLES, DVR):
         if not needed.is_dir():
@@ -130,11 +133,22 @@ def main() -> None:
 
     objects = sorted(p.name for p in DVR.iterdir() if (p / "cameras.npz").is_file())[: 4 if args.quick else None]
     results = {}
-    for label, views in VIEW_SETS.items():
-        tag = f"{len(views)}view"
+    sets = [label.strip() for label in args.sets.split(",") if label.strip()]
+    unknown = [label for label in sets if label not in VIEW_SETS]
+    if unknown:
+        sys.exit(f"benchmarks/dvr_tables.py: unknown --sets {unknown}; choose from {list(VIEW_SETS)}")
+    for label in sets:
+        views = VIEW_SETS[label]
+        camera = "no camera" not in label
+        tag = f"{len(views)}view" + ("" if camera else "_nocamera")
         t0 = time.perf_counter()
         scans = work / "scans" / tag
-        export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(scans), views=views))
+        export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(work / "scans" / f"{len(views)}view"), views=views))
+        if not camera:  # the same scans, points only
+            scans.mkdir(parents=True, exist_ok=True)
+            for src in sorted((work / "scans" / f"{len(views)}view").glob("*.npz")):
+                with np.load(src) as z:
+                    np.savez(scans / src.name, points=z["points"])
         for extra in sorted(scans.glob("*.npz")):
             if extra.stem not in objects:
                 extra.unlink()

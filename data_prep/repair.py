@@ -17,7 +17,7 @@ import trimesh
 
 from data_prep.sampling import raycasting_scene
 from sdf_autodec import optional
-from sdf_autodec.geometry.frames import perpendicular_pair
+from sdf_autodec.geometry.frames import fibonacci_sphere, perpendicular_pair
 from sdf_autodec.optional import open3d
 
 
@@ -52,14 +52,6 @@ def clean_mesh(mesh: trimesh.Trimesh, merge_tolerance: float = 1e-7) -> tuple[tr
         duplicate_faces=int(nondegenerate.sum() - len(kept)),
     )
     return trimesh.Trimesh(vertices, kept, process=False), report
-
-
-def fibonacci_sphere(n: int) -> np.ndarray:
-    """``n`` nearly uniform unit vectors, ``(n, 3)``."""
-    i = np.arange(n) + 0.5
-    phi = np.arccos(1 - 2 * i / n)
-    theta = np.pi * (1 + 5**0.5) * i
-    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)
 
 
 @dataclass

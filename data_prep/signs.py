@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_prep.repair import fibonacci_sphere
 from sdf_autodec import optional
+from sdf_autodec.geometry.frames import fibonacci_sphere
 from sdf_autodec.optional import open3d
 
 

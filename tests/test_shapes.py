@@ -329,3 +329,51 @@ def test_meshing_several_shapes_together_equals_one_by_one(trained_run):
             continue
         np.testing.assert_array_equal(mesh.faces, expected.faces)
         np.testing.assert_allclose(mesh.vertices, expected.vertices, atol=1e-6)
+
+
+def _seen_cap(camera: np.ndarray, radius: float = 0.5, count: int = 3000, seed: int = 2) -> np.ndarray:
+    """The part of a sphere of ``radius`` at the origin that ``camera`` sees, ``(M, 3)``."""
+    d = np.random.default_rng(seed).normal(size=(count, 3))
+    pts = radius * d / np.linalg.norm(d, axis=1, keepdims=True)
+    return pts[np.sum(pts * (camera - pts), axis=1) > 0]
+
+
+def test_viewpoint_orientation_turns_a_single_view_cloud_outwards():
+    from sdf_autodec.shapes.scans import estimate_normals, estimate_viewpoint
+
+    camera = np.array([0.3, 2.0, 0.5])
+    cap = _seen_cap(camera)
+    found, seen = estimate_viewpoint(cap)
+    cosine = np.dot(found - cap.mean(0), camera - cap.mean(0)) / np.linalg.norm(found - cap.mean(0)) / np.linalg.norm(camera - cap.mean(0))
+    assert seen > 0.95 and abs(cosine) > np.cos(np.deg2rad(30))  # on the camera's axis; a cap is seen whole from its hollow side too
+    normals = estimate_normals(cap, 30, orient="viewpoint")
+    assert np.mean(np.sum(normals * cap, axis=1) > 0) > 0.99  # outwards, on a sphere: along the position
+    # a whole sphere is seen from no single place: the centroid rule decides, and also gets it right
+    whole = np.concatenate([cap, _seen_cap(-camera)])
+    assert np.mean(np.sum(estimate_normals(whole, 30, orient="viewpoint") * whole, axis=1) > 0) > 0.99
+    with pytest.raises(ValueError, match="orient must be one of"):
+        estimate_normals(cap, 30, orient="sideways")
+
+
+def test_camera_less_scans_are_fitted_in_both_orientations(trained_run, data_dir, tmp_path):
+    layout = DatasetLayout(data_dir)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for key in read_split(layout.split("all"))[:2]:
+        with np.load(layout.scan(key, 0)) as z:
+            np.savez(scans / layout.scan(key, 0).name, points=z["points"])  # a raw cloud: no camera, no normals
+    runs = {}
+    for both in (True, False):
+        cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / f"both_{both}"), orientation_hypotheses=both,
+                             fit=FitConfig(iterations=30), mesh=MeshConfig(resolution=16), progress=False)
+        cfg.observe.num_surface = 300
+        runs[both] = complete(cfg)["scans"]
+    codes = {both: dict(zip(*(lambda z: (z["names"], z["codes"]))(np.load(tmp_path / f"both_{both}" / "latents.npz")))) for both in runs}
+    for name, entry in runs[True].items():
+        assert entry["normals"] == "estimated (viewpoint)" and entry["data_loss"] <= entry["data_loss_other_orientation"]
+        alone = runs[False][name]
+        assert "data_loss_other_orientation" not in alone and alone["normals_flipped"] is False
+        if entry["normals_flipped"]:
+            assert entry["data_loss"] < alone["data_loss"]
+        else:  # the kept hypothesis is exactly the fit of the estimated normals alone
+            np.testing.assert_allclose(codes[True][name], codes[False][name], atol=1e-5)

@@ -11,3 +11,11 @@ def perpendicular_pair(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.cross(axis, helper)
     a /= np.linalg.norm(a)
     return a, np.cross(axis, a)
+
+
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` nearly uniform unit vectors, ``(n, 3)``."""
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i
+    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], axis=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from sdf_autodec.geometry.layout import read_normalization, write_json
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.observations import ObservationConfig, observe
-from sdf_autodec.shapes.scans import ScanError, find_scans, read_scan
+from sdf_autodec.shapes.scans import PartialScan, ScanError, estimate_normals, find_scans, read_scan
 from sdf_autodec.shapes.train import load_trained
 
 
@@ -51,6 +51,10 @@ class CompleteConfig:
     """How scans become SDF observations."""
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
     """Mesh extraction of the completed shapes."""
+    orientation_hypotheses: bool = True
+    """Scans with neither a camera nor normals: which side of a thin surface is outside cannot be
+    told from the cloud alone, so each is fitted twice, with its estimated normals and with every one
+    of them flipped, and keeps the fit with the lower data loss (``completion.json`` says which)."""
     clamp: float = 0.1
     """Clamp δ of the loss (as in training)."""
     device: str = "auto"
@@ -85,33 +89,60 @@ def complete(cfg: CompleteConfig) -> dict:
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
     for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
+        variants = _orientation_variants(batch, cfg)  # (index in batch, scan as observed, flipped)
         # every random draw is keyed by the scan's name: a scan's result does not depend on its batch
-        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, zlib.crc32(s.name.encode())])) for s in batch]
-        init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for s in batch]) * cfg.fit.init_std
+        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, zlib.crc32(s.name.encode())])) for _, s, _ in variants]
+        init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for _, s, _ in variants]) * cfg.fit.init_std
         obs = Observations(
             queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
             targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
         )
         result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init.to(device))
-        meshes = extract_meshes(model.decoder, result.codes, cfg.mesh)  # the batch's grids decoded together
-        for k, scan in enumerate(batch):
+        chosen = []  # per scan of the batch, the variant with the lowest data loss
+        for i in range(len(batch)):
+            mine = [v for v, (j, _, _) in enumerate(variants) if j == i]
+            chosen.append(min(mine, key=lambda v: float(result.data_losses[v])))
+        meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together
+        for k, (scan, v) in enumerate(zip(batch, chosen)):
             entry = {
                 "status": "ok",
-                "loss": float(result.losses[k]),
-                "data_loss": float(result.data_losses[k]),
-                "initial_loss": float(result.history[0, k]),
+                "loss": float(result.losses[v]),
+                "data_loss": float(result.data_losses[v]),
+                "initial_loss": float(result.history[0, v]),
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
+            others = [u for u, (j, _, _) in enumerate(variants) if j == variants[v][0] and u != v]
+            if scan.camera_origin is None and scan.normals is None:
+                entry["normals"] = f"estimated ({cfg.observe.orient_normals})"
+                entry["normals_flipped"] = variants[v][2]
+                if others:
+                    entry["data_loss_other_orientation"] = float(result.data_losses[others[0]])
             if isinstance(meshes[k], EmptyLevelSet):
                 entry.update(status="no_surface", reason=str(meshes[k]))
             else:
                 entry["mesh"] = str(write_mesh(meshes[k], out / f"{scan.name}.ply", norm))
             report["scans"][scan.name] = entry
             names.append(scan.name)
-            codes.append(result.codes[k].cpu().numpy())
+            codes.append(result.codes[v].cpu().numpy())
     if codes:
         atomic_write_bytes(out / "latents.npz", lambda f: np.savez(f, names=np.array(names), codes=np.stack(codes)))
     write_json(out / "completion.json", report)
     return report
+
+
+def _orientation_variants(batch: list[PartialScan], cfg: CompleteConfig) -> list[tuple[int, PartialScan, bool]]:
+    """The scans of a batch as they will be observed: ``(index in batch, scan, normals flipped)``.
+    A scan with neither camera nor normals gets its estimated normals and, with
+    ``orientation_hypotheses``, a second copy with all of them flipped."""
+    variants = []
+    for i, scan in enumerate(batch):
+        if scan.camera_origin is None and scan.normals is None:
+            normals = estimate_normals(scan.points, cfg.observe.normal_knn, cfg.observe.orient_normals)
+            variants.append((i, replace(scan, normals=normals), False))
+            if cfg.orientation_hypotheses:
+                variants.append((i, replace(scan, normals=-normals), True))
+        else:
+            variants.append((i, scan, False))
+    return variants

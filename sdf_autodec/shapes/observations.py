@@ -40,6 +40,10 @@ class ObservationConfig:
     """Free-space samples stay at least this far (normalised units) in front of the hit."""
     normal_knn: int = 30
     """Neighbours for normal estimation when the scan has no normals."""
+    orient_normals: str = "viewpoint"
+    """How estimated normals of a scan with no camera are turned outwards: ``viewpoint`` (towards the
+    position one depth camera could have seen the cloud from), ``centroid`` or ``none``; see
+    :func:`sdf_autodec.shapes.scans.estimate_normals`."""
     grazing_limit_deg: float = 75.0
     """Surface points seen at a larger angle between ray and normal are not used (camera scans)."""
 
@@ -55,7 +59,9 @@ class ShapeObservations:
 
 def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator) -> ShapeObservations:
     """Build the observations of one scan (already in the model's normalised frame)."""
-    normals = scan.normals if scan.normals is not None else estimate_normals(scan.points, cfg.normal_knn, orient=scan.camera_origin is None)
+    normals = scan.normals if scan.normals is not None else estimate_normals(
+        scan.points, cfg.normal_knn, orient="none" if scan.camera_origin is not None else cfg.orient_normals
+    )
     if scan.camera_origin is not None:
         origins = np.broadcast_to(np.asarray(scan.camera_origin, dtype=np.float64), scan.points.shape)  # (M, 3): one camera, or one per point
         rays = scan.points - origins
