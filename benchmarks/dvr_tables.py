@@ -56,7 +56,8 @@ PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
 VIEW_SETS = {"1 view": [0], "3 views": [0, 8, 16], "1 view no camera": [0]}
 """Scan sets by label; "no camera" keeps only the points of the one-view scans (a raw cloud: normals
-estimated, no free space), to measure completion of camera-less clouds against the same truth."""
+estimated, no free space; both orientations fitted, the better kept), to measure completion of
+camera-less clouds against the same truth."""
 
 
 def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -155,7 +156,7 @@ def main() -> None:
         out = work / "completed" / tag
         done = complete(
             CompleteConfig(
-                run=str(work / "run"), input=str(scans), output=str(out), batch_size=20,
+                run=str(work / "run"), input=str(scans), output=str(out), batch_size=20, orientation_hypotheses=True,
                 fit=FitConfig(iterations=args.iterations, restarts=1), observe=ObservationConfig(num_surface=2000),
                 mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
             )

@@ -377,3 +377,15 @@ def test_camera_less_scans_are_fitted_in_both_orientations(trained_run, data_dir
             assert entry["data_loss"] < alone["data_loss"]
         else:  # the kept hypothesis is exactly the fit of the estimated normals alone
             np.testing.assert_allclose(codes[True][name], codes[False][name], atol=1e-5)
+
+
+def test_normals_of_a_flat_cloud_do_not_crash_qhull():
+    """Open3D's tangent-plane propagation raises a Qhull precision error on coplanar points (seen on
+    a DVR table top); the fall-back orients each normal on its own."""
+    from sdf_autodec.shapes.scans import estimate_normals
+
+    rng = np.random.default_rng(3)
+    top = np.column_stack([rng.uniform(-0.5, 0.5, 20000), np.full(20000, 0.3187589), rng.uniform(-0.4, 0.4, 20000)])
+    for orient in ("centroid", "viewpoint"):
+        normals = estimate_normals(top, 30, orient=orient)
+        assert np.isfinite(normals).all() and np.allclose(np.abs(normals[:, 1]), 1.0, atol=1e-6)

@@ -51,10 +51,12 @@ class CompleteConfig:
     """How scans become SDF observations."""
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
     """Mesh extraction of the completed shapes."""
-    orientation_hypotheses: bool = True
+    orientation_hypotheses: bool = False
     """Scans with neither a camera nor normals: which side of a thin surface is outside cannot be
-    told from the cloud alone, so each is fitted twice, with its estimated normals and with every one
-    of them flipped, and keeps the fit with the lower data loss (``completion.json`` says which)."""
+    told from the cloud alone; ``true`` fits each twice, with its estimated normals and with every
+    one of them flipped, and keeps the fit with the lower data loss (``completion.json`` says which).
+    Off by default: on the 20 DVR one-view tables the lower loss picked the true side for 13, the
+    estimated normals alone for 14 (benchmarks/RESULTS.md), at twice the fitting cost."""
     clamp: float = 0.1
     """Clamp δ of the loss (as in training)."""
     device: str = "auto"

@@ -114,7 +114,10 @@ def estimate_viewpoint(points: np.ndarray, candidates: int = 64, distance: float
     best, seen = centre + distance * radius * np.array([0.0, 0.0, 1.0]), -1
     for direction in fibonacci_sphere(candidates):
         camera = centre + distance * radius * direction
-        _, visible = cloud.hidden_point_removal(camera, 100.0 * distance * radius)
+        try:
+            _, visible = cloud.hidden_point_removal(camera, 100.0 * distance * radius)
+        except RuntimeError:  # Qhull gives up on nearly degenerate input (a flat cloud): this candidate sees nothing
+            continue
         if len(visible) > seen:
             best, seen = camera, len(visible)
     return best, seen / len(points)
@@ -133,7 +136,8 @@ def estimate_normals(points: np.ndarray, k: int = 30, orient: str = "viewpoint",
       true cameras: 98% of the normals agree with the true camera up to one flip per scan, against
       95% for ``centroid``'s propagation;
     - ``centroid``: made consistent by tangent-plane propagation, then flipped so that on average
-      they point away from the centroid;
+      they point away from the centroid (where the propagation's Qhull fails, on nearly coplanar
+      clouds, each normal is turned away from the centroid on its own);
     - ``none``: their sign is arbitrary (a camera decides it elsewhere).
     """
     if orient not in NORMAL_ORIENTATIONS:
@@ -149,8 +153,10 @@ def estimate_normals(points: np.ndarray, k: int = 30, orient: str = "viewpoint",
         if seen >= min_seen:
             normals = np.where((np.sum(normals * (camera - points), axis=1) < 0)[:, None], -normals, normals)
             return normals if np.mean(np.sum(normals * (points - points.mean(axis=0)), axis=1)) >= 0 else -normals
-    cloud.orient_normals_consistent_tangent_plane(min(k, 15))
+    away = points - points.mean(axis=0)
+    try:
+        cloud.orient_normals_consistent_tangent_plane(min(k, 15))
+    except RuntimeError:  # its Delaunay graph fails on coplanar points (seen on a DVR table top): orient each alone
+        return np.where((np.sum(normals * away, axis=1) < 0)[:, None], -normals, normals)
     normals = np.asarray(cloud.normals)
-    if np.mean(np.sum(normals * (points - points.mean(axis=0)), axis=1)) < 0:
-        normals = -normals
-    return normals
+    return normals if np.mean(np.sum(normals * away, axis=1)) >= 0 else -normals
