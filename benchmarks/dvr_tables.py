@@ -143,11 +143,11 @@ def main() -> None:
         camera = "no camera" not in label
         tag = f"{len(views)}view" + ("" if camera else "_nocamera")
         t0 = time.perf_counter()
-        scans = work / "scans" / tag
-        export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(work / "scans" / f"{len(views)}view"), views=views))
+        scans, with_camera = work / "scans" / tag, work / "scans" / f"{len(views)}view"
+        export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(with_camera), views=views))
         if not camera:  # the same scans, points only
             scans.mkdir(parents=True, exist_ok=True)
-            for src in sorted((work / "scans" / f"{len(views)}view").glob("*.npz")):
+            for src in sorted(with_camera.glob("*.npz")):
                 with np.load(src) as z:
                     np.savez(scans / src.name, points=z["points"])
         for extra in sorted(scans.glob("*.npz")):

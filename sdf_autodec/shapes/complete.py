@@ -101,10 +101,10 @@ def complete(cfg: CompleteConfig) -> dict:
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
         )
         result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init.to(device))
-        chosen = []  # per scan of the batch, the variant with the lowest data loss
-        for i in range(len(batch)):
-            mine = [v for v, (j, _, _) in enumerate(variants) if j == i]
-            chosen.append(min(mine, key=lambda v: float(result.data_losses[v])))
+        of_scan: dict[int, list[int]] = {}  # scan of the batch → its variants
+        for v, (i, _, _) in enumerate(variants):
+            of_scan.setdefault(i, []).append(v)
+        chosen = [min(of_scan[i], key=lambda v: float(result.data_losses[v])) for i in range(len(batch))]  # lowest data loss
         meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together
         for k, (scan, v) in enumerate(zip(batch, chosen)):
             entry = {
@@ -115,7 +115,7 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
-            others = [u for u, (j, _, _) in enumerate(variants) if j == variants[v][0] and u != v]
+            others = [u for u in of_scan[k] if u != v]
             if scan.camera_origin is None and scan.normals is None:
                 entry["normals"] = f"estimated ({cfg.observe.orient_normals})"
                 entry["normals_flipped"] = variants[v][2]

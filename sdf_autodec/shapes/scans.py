@@ -104,8 +104,8 @@ def estimate_viewpoint(points: np.ndarray, candidates: int = 64, distance: float
 
     A thin surface looks the same from both of its sides, so for a table top or a wall the side this
     picks is often the wrong one (a spherical cap is seen whole from its hollow side too): use it for
-    the axis, not the side; :func:`sdf_autodec.shapes.complete.complete` settles the side by fitting
-    both (``orientation_hypotheses``).
+    the axis, not the side (:func:`estimate_normals` picks the side by the centroid;
+    ``complete orientation_hypotheses=true`` can fit both).
     """
     o3d = open3d()
     centre = points.mean(axis=0)
@@ -148,15 +148,23 @@ def estimate_normals(points: np.ndarray, k: int = 30, orient: str = "viewpoint",
     normals = np.asarray(cloud.normals)
     if orient == "none":
         return normals
+    away = points - points.mean(axis=0)  # (M, 3)
     if orient == "viewpoint":
         camera, seen = estimate_viewpoint(points)
         if seen >= min_seen:
-            normals = np.where((np.sum(normals * (camera - points), axis=1) < 0)[:, None], -normals, normals)
-            return normals if np.mean(np.sum(normals * (points - points.mean(axis=0)), axis=1)) >= 0 else -normals
-    away = points - points.mean(axis=0)
+            return _outwards_on_average(_each_towards(normals, camera - points), away)
     try:
         cloud.orient_normals_consistent_tangent_plane(min(k, 15))
     except RuntimeError:  # its Delaunay graph fails on coplanar points (seen on a DVR table top): orient each alone
-        return np.where((np.sum(normals * away, axis=1) < 0)[:, None], -normals, normals)
-    normals = np.asarray(cloud.normals)
+        return _each_towards(normals, away)
+    return _outwards_on_average(np.asarray(cloud.normals), away)
+
+
+def _each_towards(normals: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """``normals: (M, 3)``, each flipped where it points away from its ``directions`` row."""
+    return np.where((np.sum(normals * directions, axis=1) < 0)[:, None], -normals, normals)
+
+
+def _outwards_on_average(normals: np.ndarray, away: np.ndarray) -> np.ndarray:
+    """``normals: (M, 3)``, all flipped if on average they point against ``away: (M, 3)``."""
     return normals if np.mean(np.sum(normals * away, axis=1)) >= 0 else -normals
