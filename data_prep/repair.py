@@ -66,27 +66,47 @@ class FaceVisibility:
         return (self.front + self.back) > 0
 
 
-def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 128, scene=None) -> FaceVisibility:
+def view_rays(centre: np.ndarray, radius: float, directions: np.ndarray, resolution: int) -> np.ndarray:
+    """Parallel rays looking at a sphere of ``radius`` about ``centre``: ``resolution``² per direction
+    in ``directions: (V, 3)``, on a square grid facing it from ``2 * radius`` away. ``(V * resolution², 6)``
+    float32 (origin, direction), view-major, grid row-major."""
+    s = np.linspace(-radius, radius, resolution)
+    pairs = [perpendicular_pair(d) for d in directions]
+    across = (s[None, :, None] * np.array([p[0] for p in pairs])[:, None, :]).astype(np.float32)  # (V, R, 3)
+    down = (s[None, :, None] * np.array([p[1] for p in pairs])[:, None, :]).astype(np.float32)
+    row_starts = (centre + 2 * radius * directions).astype(np.float32)[:, None, :] + across  # (V, R, 3)
+    towards = -directions.astype(np.float32)
+    rays = np.empty((len(directions), resolution, resolution, 6), dtype=np.float32)
+    for k in range(3):  # one coordinate at a time: numpy broadcasts long rows far faster than (..., 3) ones
+        np.add(row_starts[:, :, None, k], down[:, None, :, k], out=rays[..., k])
+        rays[..., 3 + k] = towards[:, k, None, None]
+    return rays.reshape(-1, 6)
+
+
+def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 128, scene=None, chunk: int = 300_000) -> FaceVisibility:
     """Cast ``resolution``² parallel rays from each of ``views`` directions (a Fibonacci sphere) at the
-    mesh and count, per face, first hits on its front and on its back side."""
+    mesh and count, per face, first hits on its front and on its back side. Rays are cast about
+    ``chunk`` at a time (whole views), which bounds memory and keeps them in cache."""
     o3d = open3d()
     scene = scene if scene is not None else raycasting_scene(mesh)
-    normals = np.asarray(mesh.face_normals)
+    directions = fibonacci_sphere(views)  # (V, 3): from the shape towards each camera
     centre = 0.5 * (mesh.bounds[0] + mesh.bounds[1])
     radius = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0])) * 0.5 * 1.05
-    s = np.linspace(-radius, radius, resolution)
-    gu, gv = np.meshgrid(s, s, indexing="ij")
+    faces_camera = np.asarray(mesh.face_normals) @ directions.T > 0  # (F, V): front side turned to camera v
     front = np.zeros(len(mesh.faces), dtype=np.int64)
     back = np.zeros(len(mesh.faces), dtype=np.int64)
-    for d in fibonacci_sphere(views):
-        a, b = perpendicular_pair(d)
-        origins = centre + 2 * radius * d + gu.reshape(-1, 1) * a + gv.reshape(-1, 1) * b
-        rays = np.concatenate([origins, np.broadcast_to(-d, origins.shape)], axis=1).astype(np.float32)
-        ids = scene.cast_rays(o3d.core.Tensor(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()
-        ids = ids[ids != scene.INVALID_ID].astype(np.int64)
-        seen_front = normals[ids] @ -d < 0  # ray travels along -d; the front side faces the camera
-        front += np.bincount(ids[seen_front], minlength=len(front))
-        back += np.bincount(ids[~seen_front], minlength=len(back))
+    per_chunk = max(1, chunk // resolution**2)
+    for first in range(0, views, per_chunk):
+        batch = slice(first, min(first + per_chunk, views))
+        rays = view_rays(centre, radius, directions[batch], resolution)
+        ids = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()
+        count = batch.stop - batch.start
+        view = np.repeat(np.arange(count), resolution**2)
+        hit = ids != scene.INVALID_ID
+        hits = np.bincount(ids[hit].astype(np.int64) * count + view[hit], minlength=len(front) * count).reshape(-1, count)  # (F, batch)
+        seen_front = faces_camera[:, batch]
+        front += np.where(seen_front, hits, 0).sum(axis=1)
+        back += np.where(seen_front, 0, hits).sum(axis=1)
     return FaceVisibility(front, back)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
+from sdf_autodec.geometry.pointcloud import morton_order
 from sdf_autodec.optional import open3d
 
 
@@ -252,11 +253,15 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     points = near_and_uniform_points(surface.visible, cfg, rng)
     surface_points, surface_normals = sample_surface(surface.visible, cfg.surface_points, rng)
     t["surface"], t0 = time.perf_counter() - t0, time.perf_counter()
-    closest = closest_points(surface.scene, points)
+    order = morton_order(points)  # queries in space-filling-curve order reuse the trees' cache
+    closest = closest_points(surface.scene, points[order])
     t["distance"], t0 = time.perf_counter() - t0, time.perf_counter()
-    signs = robust_sign(surface, points, cfg, seed=int(rng.integers(2**31)), closest=closest)
+    signs = robust_sign(surface, points[order], cfg, seed=int(rng.integers(2**31)), closest=closest)
     t["sign"] = time.perf_counter() - t0
-    sdf = np.where(signs.inside, -closest.distance, closest.distance).astype(np.float32)
+    restore = np.empty_like(order)
+    restore[order] = np.arange(len(order))  # back to the order the points were drawn in
+    signs = Signs(signs.inside[restore], signs.agreement[restore], signs.method, signs.check_mismatch, signs.winding_share)
+    sdf = np.where(signs.inside, -closest.distance[restore], closest.distance[restore]).astype(np.float32)
     sure = signs.agreement >= cfg.min_agreement
     qa = {
         **surface.qa,
