@@ -44,7 +44,7 @@ def clean_mesh(mesh: trimesh.Trimesh, merge_tolerance: float = 1e-7) -> tuple[tr
     areas = trimesh.triangles.area(vertices[faces])
     nondegenerate = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2]) & (areas > 0)
     kept = faces[nondegenerate]
-    _, unique_index = np.unique(np.sort(kept, axis=1), axis=0, return_index=True)
+    _, unique_index = np.unique(_unordered_face_keys(kept), axis=0, return_index=True)
     kept = kept[np.sort(unique_index)]
     report = CleanReport(
         merged_vertices=len(mesh.vertices) - len(vertices),
@@ -52,6 +52,15 @@ def clean_mesh(mesh: trimesh.Trimesh, merge_tolerance: float = 1e-7) -> tuple[tr
         duplicate_faces=int(nondegenerate.sum() - len(kept)),
     )
     return trimesh.Trimesh(vertices, kept, process=False), report
+
+
+def _unordered_face_keys(faces: np.ndarray) -> np.ndarray:
+    """A key per face that ignores the order of its vertices: ``(F,)`` int64 packing the sorted
+    indices (21 bits each) where they fit, else the sorted ``(F, 3)`` rows (10x slower to unique)."""
+    ordered = np.sort(faces, axis=1)
+    if len(faces) == 0 or ordered[:, 2].max() >= 1 << 21:
+        return ordered
+    return (ordered[:, 0] << 42) | (ordered[:, 1] << 21) | ordered[:, 2]
 
 
 @dataclass

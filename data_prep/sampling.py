@@ -102,25 +102,39 @@ def signed_distance(scene, points: np.ndarray, sign_rays: int = 3) -> np.ndarray
 
 
 def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` area-weighted surface points and their face normals: ``(count, 3)`` each."""
-    points, face_index = trimesh.sample.sample_surface(mesh, count, seed=rng)
-    return np.asarray(points), np.asarray(mesh.face_normals[face_index])
+    """``count`` points uniform on the surface of ``mesh`` and their face normals, ``(count, 3)``
+    float64 each, in random order: how many fall on each face is drawn at once (multinomial by
+    area; zero-area faces get none), then a point uniform in each (folded barycentric coordinates).
+    The same distribution as trimesh's sampler at a quarter of its cost (no binary search per point,
+    and one coordinate at a time, which numpy gathers far faster than rows of three)."""
+    vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces)
+    corner = vertices[faces[:, 0]]  # (F, 3)
+    side_a, side_b = vertices[faces[:, 1]] - corner, vertices[faces[:, 2]] - corner
+    area = np.linalg.norm(np.cross(side_a, side_b), axis=1)  # (F,) twice the areas
+    total = float(area.sum()) if len(faces) else 0.0
+    if not total > 0:
+        raise ValueError("cannot sample a surface with no area")
+    face = rng.permutation(np.repeat(np.arange(len(faces)), rng.multinomial(count, area / total)))  # (count,)
+    weights = rng.random((2, count))
+    weights = np.where(weights[0] + weights[1] > 1.0, 1.0 - weights, weights)  # far half of the parallelogram, mirrored in
+    points = np.empty((count, 3))
+    for k in range(3):
+        points[:, k] = corner[:, k].take(face) + weights[0] * side_a[:, k].take(face) + weights[1] * side_b[:, k].take(face)
+    return points, np.asarray(mesh.face_normals)[face]
 
 
 def near_and_uniform_points(surface: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> np.ndarray:
-    """DeepSDF's query points: ``(num_samples, 3)``, near-surface first (wide, then tight), then uniform."""
+    """DeepSDF's query points: ``(num_samples, 3)`` float32, near-surface first (wide, then tight), then uniform."""
     if not 0.0 <= cfg.near_fraction <= 1.0:
         raise ValueError(f"near_fraction must lie in [0, 1], got {cfg.near_fraction}")
     num_near = 2 * (int(cfg.num_samples * cfg.near_fraction) // 2)
     on_surface, _ = sample_surface(surface, num_near // 2, rng)
-    near = np.concatenate(
-        [
-            on_surface + rng.normal(0.0, np.sqrt(cfg.variance), on_surface.shape),
-            on_surface + rng.normal(0.0, np.sqrt(cfg.second_variance), on_surface.shape),
-        ]
-    )
-    uniform = rng.uniform(-cfg.cube_half_size, cfg.cube_half_size, (cfg.num_samples - num_near, 3))
-    return np.concatenate([near, uniform]).astype(np.float32)
+    points = np.empty((cfg.num_samples, 3), dtype=np.float32)
+    for start, variance in ((0, cfg.variance), (num_near // 2, cfg.second_variance)):
+        noise = rng.standard_normal(on_surface.shape, dtype=np.float32) * np.float32(np.sqrt(variance))
+        np.add(on_surface, noise, out=points[start : start + num_near // 2], casting="unsafe")
+    points[num_near:] = rng.uniform(-cfg.cube_half_size, cfg.cube_half_size, (cfg.num_samples - num_near, 3))
+    return points
 
 
 @dataclass

@@ -163,14 +163,18 @@ def pseudonormal_inside(normals: PseudoNormals, points: np.ndarray, closest: Clo
     small = b < feature_tolerance
     count = small.sum(axis=1)
     f = closest.face
-    n = normals.face[f].copy()
+    delta = [np.asarray(points[:, k], dtype=np.float64) - closest.point[:, k] for k in range(3)]  # columns: fast gathers
+    dot = sum(delta[k] * normals.face[:, k].take(f) for k in range(3))  # (N,) against the face normal
     on_edge = np.flatnonzero(count == 1)
     opposite = np.argmax(small[on_edge], axis=1)  # the vertex whose coordinate vanishes
-    n[on_edge] = normals.edge[f[on_edge], (opposite + 1) % 3]
     on_vertex = np.flatnonzero(count >= 2)
     corner = np.argmax(b[on_vertex], axis=1)
-    n[on_vertex] = normals.vertex[normals.faces[f[on_vertex], corner]]
-    return np.einsum("ij,ij->i", np.asarray(points, dtype=np.float64) - closest.point, n) < 0
+    for where, n in (
+        (on_edge, normals.edge[f[on_edge], (opposite + 1) % 3]),
+        (on_vertex, normals.vertex[normals.faces[f[on_vertex], corner]]),
+    ):
+        dot[where] = sum(delta[k][where] * n[:, k] for k in range(3))
+    return dot < 0
 
 
 @dataclass
