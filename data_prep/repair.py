@@ -101,21 +101,18 @@ def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 1
     directions = fibonacci_sphere(views)  # (V, 3): from the shape towards each camera
     centre = 0.5 * (mesh.bounds[0] + mesh.bounds[1])
     radius = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0])) * 0.5 * 1.05
-    faces_camera = np.asarray(mesh.face_normals) @ directions.T > 0  # (F, V): front side turned to camera v
-    front = np.zeros(len(mesh.faces), dtype=np.int64)
-    back = np.zeros(len(mesh.faces), dtype=np.int64)
+    faces_camera = (np.asarray(mesh.face_normals) @ directions.T > 0).ravel()  # (F * V,): face f's front turned to camera v
+    seen = np.zeros(2 * len(mesh.faces), dtype=np.int64)  # first hits, face-major: (back, front) per face
     per_chunk = max(1, chunk // resolution**2)
     for first in range(0, views, per_chunk):
-        batch = slice(first, min(first + per_chunk, views))
-        rays = view_rays(centre, radius, directions[batch], resolution)
+        batch = directions[first : first + per_chunk]
+        rays = view_rays(centre, radius, batch, resolution)
         ids = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()
-        count = batch.stop - batch.start
-        view = np.repeat(np.arange(count), resolution**2)
-        hit = ids != scene.INVALID_ID
-        hits = np.bincount(ids[hit].astype(np.int64) * count + view[hit], minlength=len(front) * count).reshape(-1, count)  # (F, batch)
-        seen_front = faces_camera[:, batch]
-        front += np.where(seen_front, hits, 0).sum(axis=1)
-        back += np.where(seen_front, 0, hits).sum(axis=1)
+        hit = np.flatnonzero(ids != scene.INVALID_ID)
+        face = ids[hit].astype(np.int64)
+        view = first + hit // resolution**2
+        seen += np.bincount(2 * face + faces_camera[face * views + view], minlength=len(seen))
+    back, front = seen[0::2], seen[1::2]
     return FaceVisibility(front, back)
 
 

@@ -268,9 +268,10 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     surface_points, surface_normals = sample_surface(surface.visible, cfg.surface_points, rng)
     t["surface"], t0 = time.perf_counter() - t0, time.perf_counter()
     order = morton_order(points)  # queries in space-filling-curve order reuse the trees' cache
-    closest = closest_points(surface.scene, points[order])
+    ordered = points[order]
+    closest = closest_points(surface.scene, ordered)
     t["distance"], t0 = time.perf_counter() - t0, time.perf_counter()
-    signs = robust_sign(surface, points[order], cfg, seed=int(rng.integers(2**31)), closest=closest)
+    signs = robust_sign(surface, ordered, cfg, seed=int(rng.integers(2**31)), closest=closest)
     t["sign"] = time.perf_counter() - t0
     restore = np.empty_like(order)
     restore[order] = np.arange(len(order))  # back to the order the points were drawn in

@@ -141,13 +141,21 @@ class PseudoNormals:
 def pseudo_normals(mesh) -> PseudoNormals:
     """Pseudo-normals of ``mesh`` (a ``trimesh.Trimesh``; closed and consistently oriented outwards)."""
     faces = np.asarray(mesh.faces, dtype=np.int64)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
     face_normals = np.asarray(mesh.face_normals, dtype=np.float64)
-    edge_of_face = np.asarray(mesh.faces_unique_edges)  # (F, 3): unique edge of (v0v1, v1v2, v2v0)
-    edge = np.zeros((len(mesh.edges_unique), 3))
-    np.add.at(edge, edge_of_face.ravel(), np.repeat(face_normals, 3, axis=0))
-    vertex = np.zeros((len(mesh.vertices), 3))
-    np.add.at(vertex, faces.ravel(), (np.asarray(mesh.face_angles)[..., None] * face_normals[:, None, :]).reshape(-1, 3))
-    return PseudoNormals(faces, face_normals, edge[edge_of_face], vertex)
+    start, end = faces, np.roll(faces, -1, axis=1)  # (F, 3) each: face edge j = (v_j, v_j+1)
+    key = (np.minimum(start, end) * len(vertices) + np.maximum(start, end)).ravel()  # (3F,) the same for both sides of an edge
+    _, edge_id = np.unique(key, return_inverse=True)
+    corner = vertices[faces]  # (F, 3, 3)
+    out_edge, in_edge = corner[:, [1, 2, 0]] - corner, corner[:, [2, 0, 1]] - corner  # from each corner to the next two
+    cosine = np.einsum("fjk,fjk->fj", out_edge, in_edge) / (np.linalg.norm(out_edge, axis=2) * np.linalg.norm(in_edge, axis=2))
+    angle = np.arccos(np.clip(np.nan_to_num(cosine), -1.0, 1.0))  # (F, 3) interior angle at each corner
+    edge = np.empty((len(faces) * 3, 3))
+    vertex = np.empty((len(vertices), 3))
+    for k in range(3):  # bincount sums far faster than np.add.at
+        edge[:, k] = np.bincount(edge_id, weights=np.repeat(face_normals[:, k], 3))[edge_id]
+        vertex[:, k] = np.bincount(faces.ravel(), weights=(angle * face_normals[:, k, None]).ravel(), minlength=len(vertices))
+    return PseudoNormals(faces, face_normals, edge.reshape(-1, 3, 3), vertex)
 
 
 def pseudonormal_inside(normals: PseudoNormals, points: np.ndarray, closest: ClosestPoints, feature_tolerance: float = 1e-4) -> np.ndarray:
