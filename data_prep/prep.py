@@ -48,7 +48,7 @@ from sdf_autodec.geometry.layout import (
 )
 from sdf_autodec.geometry.normalize import NORMALIZATIONS, normalization
 from sdf_autodec.geometry.packed import open_packed
-from sdf_autodec.optional import open3d, set_open3d_threads
+from sdf_autodec.optional import open3d, single_threaded
 
 
 @dataclass
@@ -280,7 +280,7 @@ def prep_dataset(cfg: PrepConfig) -> PrepReport:
         results = (_run_one(s, dataset, cfg.output, cfg) for s in todo)
         pool = None
     else:  # spawn: no fork of a process that may hold OpenMP/torch threads
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=set_open3d_threads, initargs=(1,))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=single_threaded)
         futures = [pool.submit(_run_one, s, dataset, cfg.output, cfg) for s in todo]
         results = (f.result() for f in as_completed(futures))
     try:

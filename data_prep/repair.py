@@ -107,7 +107,7 @@ def face_visibility(mesh: trimesh.Trimesh, views: int = 100, resolution: int = 1
     for first in range(0, views, per_chunk):
         batch = directions[first : first + per_chunk]
         rays = view_rays(centre, radius, batch, resolution)
-        ids = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=optional.OPEN3D_THREADS)["primitive_ids"].numpy()
+        ids = scene.cast_rays(o3d.core.Tensor.from_numpy(rays), nthreads=optional.THREADS)["primitive_ids"].numpy()
         hit = np.flatnonzero(ids != scene.INVALID_ID)
         face = ids[hit].astype(np.int64)
         view = first + hit // resolution**2

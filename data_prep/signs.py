@@ -66,7 +66,7 @@ def _parity_votes(scene, points: np.ndarray, directions: np.ndarray, chunk: int)
     for start in range(0, len(points), per_chunk):
         p = np.asarray(points[start : start + per_chunk], dtype=np.float32)
         rays = np.concatenate([np.repeat(p, len(directions), axis=0), np.tile(directions, (len(p), 1))], axis=1)  # point-major
-        counts = scene.count_intersections(o3d.core.Tensor.from_numpy(rays), nthreads=optional.OPEN3D_THREADS).numpy().reshape(len(p), len(directions))
+        counts = scene.count_intersections(o3d.core.Tensor.from_numpy(rays), nthreads=optional.THREADS).numpy().reshape(len(p), len(directions))
         votes[start : start + len(p)] = (counts % 2 == 1).sum(axis=1)
     return votes
 
@@ -120,7 +120,7 @@ def closest_points(scene, points: np.ndarray) -> ClosestPoints:
     """Closest point on the scene's mesh to each of ``points: (N, 3)`` (exact; Open3D/Embree BVH)."""
     o3d = open3d()
     query = np.ascontiguousarray(points, dtype=np.float32)
-    found = scene.compute_closest_points(o3d.core.Tensor.from_numpy(query), nthreads=optional.OPEN3D_THREADS)
+    found = scene.compute_closest_points(o3d.core.Tensor.from_numpy(query), nthreads=optional.THREADS)
     closest = found["points"].numpy()
     uv = found["primitive_uvs"].numpy()
     barycentric = np.column_stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]])
@@ -233,7 +233,7 @@ def near_defects(defects: SurfaceDefects, vertices: np.ndarray, faces: np.ndarra
     face_radius = np.linalg.norm(triangles - centroid[:, None, :], axis=2).max(axis=1)
     used = np.unique(closest.face)
     gap = np.full(len(faces), np.inf)
-    gap[used] = cKDTree(on_edges).query(centroid[used], workers=-1)[0] - face_radius[used]
+    gap[used] = cKDTree(on_edges).query(centroid[used], workers=optional.THREADS or -1)[0] - face_radius[used]
     return risky | (gap[closest.face] < reach * closest.distance + spacing)
 
 
