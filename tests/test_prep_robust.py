@@ -335,3 +335,17 @@ def test_samples_keep_the_order_they_were_drawn_in():
     assert np.array_equal(samples.points, drawn)  # none dropped on a clean sphere, order kept
     truth = np.linalg.norm(drawn, axis=1) - 0.5
     assert np.abs(samples.sdf - truth).max() < 0.01  # the icosphere's facets are within 0.01 of the round sphere
+
+
+def test_pool_workers_are_single_threaded():
+    """What a worker's initializer does, in a fresh process (it would slow the rest of this one)."""
+    code = (
+        "import numpy, threadpoolctl\n"
+        "from sdf_autodec import optional\n"
+        "optional.single_threaded()\n"
+        "import os\n"
+        "blas = [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "print(optional.THREADS, os.environ['IGL_NUM_THREADS'], os.environ['OMP_NUM_THREADS'], bool(blas) and set(blas) == {1})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["1", "1", "1", "True"]
