@@ -6,7 +6,8 @@ SDF samples with robust signs (:mod:`data_prep.sampling`) → QA → virtual par
 beyond the thresholds is ``rejected``; both are recorded with their reason in the manifest and the
 batch goes on. Meshes run in a process pool (``workers``; started with ``spawn``, so a script that
 calls :func:`prep_dataset` with several workers needs the usual ``if __name__ == "__main__":``
-guard); every random draw is keyed by the shape, so results do not depend on the worker count.
+guard; each worker runs its native libraries on one thread: :func:`sdf_autodec.optional.single_threaded`);
+every random draw is keyed by the shape, so results do not depend on the worker count.
 
 Resuming: a mesh the manifests mark ``ok`` whose files all exist is skipped. A killed run leaves
 no half-written file (temporary names are renamed into place), and a mesh whose manifest entry was
