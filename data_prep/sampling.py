@@ -14,7 +14,7 @@ agreement are dropped and counted in the QA record.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import trimesh
@@ -110,7 +110,8 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     vertices, faces = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces)
     corner = vertices[faces[:, 0]]  # (F, 3)
     side_a, side_b = vertices[faces[:, 1]] - corner, vertices[faces[:, 2]] - corner
-    area = np.linalg.norm(np.cross(side_a, side_b), axis=1)  # (F,) twice the areas
+    normal = np.cross(side_a, side_b)  # (F, 3): length twice the area
+    area = np.linalg.norm(normal, axis=1)
     total = float(area.sum()) if len(faces) else 0.0
     if not total > 0:
         raise ValueError("cannot sample a surface with no area")
@@ -120,7 +121,7 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     points = np.empty((count, 3))
     for k in range(3):
         points[:, k] = corner[:, k].take(face) + weights[0] * side_a[:, k].take(face) + weights[1] * side_b[:, k].take(face)
-    return points, np.asarray(mesh.face_normals)[face]
+    return points, normal[face] / area[face, None]  # faces drawn have area > 0
 
 
 def near_and_uniform_points(surface: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> np.ndarray:
@@ -275,7 +276,7 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     t["sign"] = time.perf_counter() - t0
     restore = np.empty_like(order)
     restore[order] = np.arange(len(order))  # back to the order the points were drawn in
-    signs = Signs(signs.inside[restore], signs.agreement[restore], signs.method, signs.check_mismatch, signs.winding_share)
+    signs = replace(signs, inside=signs.inside[restore], agreement=signs.agreement[restore])
     sdf = np.where(signs.inside, -closest.distance[restore], closest.distance[restore]).astype(np.float32)
     sure = signs.agreement >= cfg.min_agreement
     qa = {
