@@ -18,7 +18,7 @@ from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, marching_cubes_mesh
 from sdf_autodec.shapes.metrics import point_metrics
 from sdf_autodec.shapes.observations import ObservationConfig, observe
-from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
 from sdf_autodec.shapes.scans import PartialScan, ScanError, read_scan
 from sdf_autodec.shapes.train import train
 

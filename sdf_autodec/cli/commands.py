@@ -9,8 +9,10 @@ from data_prep.prep import PrepConfig, prep_dataset
 from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
-from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
-from sdf_autodec.shapes.train import TrainConfig, train
+from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
+from sdf_autodec.shapes.recipes import apply_preset, budget_recipe
+from sdf_autodec.shapes.train import TrainConfig, parse_budget, resolve_device, train
 
 
 def run_prep(cfg: PrepConfig) -> None:
@@ -25,8 +27,23 @@ def run_prep(cfg: PrepConfig) -> None:
         sys.exit(1)
 
 
+def given_keys() -> set[str]:
+    """The config keys named on this command line (``model`` for ``model=small``, ``lr_decoder``, ...)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
 def run_train(cfg: TrainConfig) -> None:
-    model = train(cfg)
+    recipe = None
+    if cfg.budget:
+        parse_budget(cfg.budget)  # a bad budget is one line before anything loads
+        given = given_keys()
+        if "model" not in given:  # a budget and no model=: the recipe measured best for budgets on this device
+            recipe = budget_recipe(resolve_device(cfg.device))
+            cfg = apply_preset(cfg, recipe.name, keep=given)
+            print(f"train: budget {cfg.budget}, recipe {recipe.name} ({recipe.reason})")
+    model = train(cfg, recipe=None if recipe is None else recipe.as_dict())
     print(f"train: {len(model.ids)} shapes; checkpoint: {model.checkpoint}")
 
 
@@ -56,10 +73,29 @@ def run_eval(cfg: EvalConfig) -> None:
     )
 
 
+def run_reconstruct(cfg: ReconstructConfig) -> None:
+    report = reconstruct(cfg)
+    ok = sum(1 for r in report["shapes"].values() if r["status"] == "ok")
+    t = report["seconds_per_shape"]
+    print(f"reconstruct: {ok}/{len(report['shapes']) + len(report['failed'])} shapes meshed in {cfg.output}; {t['fit']:.1f} s fitting + {t['mesh']:.1f} s meshing per shape")
+    for sid, reason in report["failed"].items():
+        print(f"  failed: {reason}")
+    for method, entry in report.get("methods", {}).items():
+        m, s = entry["normalized"]["median"], entry["source"]["median"]
+        if m:
+            print(
+                f"  {method:<10} median chamfer {m['chamfer']:.3e} (unit sphere), {s['chamfer']:.3e} (source frame); "
+                f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m.get('normal_consistency', float('nan')):.3f}"
+            )
+    if ok == 0:
+        sys.exit(1)
+
+
 prep_main = hydra_app("prep", PrepConfig, run_prep)
 train_main = hydra_app("train", TrainConfig, run_train)
 complete_main = hydra_app("complete", CompleteConfig, run_complete)
 mesh_main = hydra_app("mesh", MeshRunConfig, run_mesh)
+reconstruct_main = hydra_app("reconstruct", ReconstructConfig, run_reconstruct)
 eval_main = hydra_app("eval", EvalConfig, run_eval)
 
 

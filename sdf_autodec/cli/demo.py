@@ -22,7 +22,7 @@ from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig
 from sdf_autodec.shapes.observations import ObservationConfig
-from sdf_autodec.shapes.reconstruct import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
 from sdf_autodec.shapes.train import TrainConfig, train
 
 

@@ -10,6 +10,7 @@ COMMANDS = {
     "dvr": ("sdf_autodec.cli.commands", "dvr_main", "DVR/ONet depth renderings (EXR + cameras) → partial-scan npz files"),
     "train": ("sdf_autodec.cli.commands", "train_main", "train the autodecoder: decoder + one latent per shape"),
     "complete": ("sdf_autodec.cli.commands", "complete_main", "partial scans → fitted latents → completed meshes"),
+    "reconstruct": ("sdf_autodec.cli.commands", "reconstruct_main", "unknown shapes' SDF samples → fitted latents → meshes → metrics (DeepSDF's protocol)"),
     "mesh": ("sdf_autodec.cli.commands", "mesh_main", "training latents → meshes (marching cubes)"),
     "eval": ("sdf_autodec.cli.commands", "eval_main", "meshes vs ground truth → metrics JSON (Chamfer, F-score, NC)"),
     "demo": ("sdf_autodec.cli.demo", "demo_main", "all of it on the bundled procedural shapes"),
@@ -26,6 +27,7 @@ examples:
   sdf-autodec prep input=meshes/ output=data/
   sdf-autodec train data=data/ run=runs/a model=small epochs=300
   sdf-autodec complete run=runs/a input=data/PartialScans output=completed/
+  sdf-autodec reconstruct run=runs/a data=data/ split=test output=recon/ [fit=fast]
   sdf-autodec mesh run=runs/a output=meshes/ resolution=256
   sdf-autodec eval pred=completed/ gt=data/ output=metrics.json
   sdf-autodec demo output=demo_out
@@ -35,7 +37,7 @@ examples:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE.format(commands="\n".join(f"  {n:<9} {h}" for n, (_, _, h) in COMMANDS.items())))
+        print(USAGE.format(commands="\n".join(f"  {n:<12} {h}" for n, (_, _, h) in COMMANDS.items())))
         return
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

@@ -52,6 +52,15 @@ class DistContext:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
+    def from_main(self, value: float) -> float:
+        """Rank 0's ``value`` on every process (a broadcast; ``value`` itself for a single process):
+        what all processes must agree on, such as the clock of a budget run."""
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.broadcast(t, src=0)
+        return float(t.item())
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()

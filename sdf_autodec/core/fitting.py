@@ -4,12 +4,18 @@ The objective is the sum over instances of ``data_k + code_regulariser(z_k)``. E
 its own term, and Adam's update is elementwise, so fitting K instances together gives the same codes
 as fitting each alone (up to float rounding in batched matrix products). Each instance returns its
 best codes seen; with ``patience`` it stops on its own, and with ``restarts`` the best start wins.
+
+Observations may be fixed (one batch for every step) or redrawn at every step (``sample``, as
+DeepSDF's reconstruction redraws its 8000 SDF samples per iteration); the objective that picks the
+best codes is then the step's own, and the final one is measured on ``obs``. A good start can come
+from a table of known codes (``nearest_codes``: the code whose objective on each instance is lowest).
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -85,6 +91,28 @@ def initial_codes(num: int, latent_size: int, cfg: FitConfig, device: str | torc
     return (torch.randn(num, latent_size, generator=g) * cfg.init_std).to(device)
 
 
+Sampler = Callable[[int, int], Observations]
+"""``sample(restart, step) -> Observations`` of all K instances, in order: a step's observations."""
+
+
+@torch.no_grad()
+def nearest_codes(decoder: nn.Module, table: torch.Tensor, obs: Observations, element_loss: ElementLoss, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of the K instances of ``obs``, the row of ``table: (T, D)`` whose data loss on it is lowest.
+
+    Returns ``(index: (K,), losses: (K, T))``: retrieval of a known code by what was observed, the
+    start of a fit (DeepSDF starts from noise) and a baseline of its own. T·K decoder passes of N queries.
+    """
+    k = obs.num_instances
+    losses = torch.empty(k, len(table), device=table.device)
+    with frozen(decoder):
+        for t in range(len(table)):
+            codes = table[t : t + 1].expand(k, -1)
+            for a in range(0, k, chunk):
+                sub = obs.select(slice(a, a + chunk))
+                losses[a : a + chunk, t] = instance_data_loss(element_loss(decoder(codes[a : a + chunk], sub.queries), sub), sub.weights)
+    return losses.argmin(dim=1), losses
+
+
 def fit_latents(
     decoder: nn.Module,
     obs: Observations,
@@ -92,19 +120,23 @@ def fit_latents(
     latent_size: int,
     cfg: FitConfig,
     init: torch.Tensor | None = None,
+    sample: Sampler | None = None,
 ) -> FitResult:
     """Fit one code per instance of ``obs`` (K instances) with ``decoder`` frozen.
 
     ``init: (K, D)`` starting codes (first restart); drawn with :func:`initial_codes` when omitted.
     With ``cfg.restarts > 1`` every further restart starts from fresh codes (seeded by ``cfg.seed``
-    and the restart number) and each instance keeps the restart with the lowest objective.
+    and the restart number) and each instance keeps the restart with the lowest objective on ``obs``.
+    ``sample``: redraw the observations at every step (module docstring); ``obs`` then only scores
+    the result.
     """
     best: FitResult | None = None
     for restart in range(max(1, cfg.restarts)):
         start = init if (init is not None and restart == 0) else None
         if start is None:
             start = initial_codes(obs.num_instances, latent_size, FitConfig(init_std=cfg.init_std, seed=cfg.seed + 7919 * restart), obs.targets.device)
-        result = _fit_once(decoder, obs, element_loss, cfg, start)
+        draw = None if sample is None else (lambda step, r=restart: sample(r, step))
+        result = _fit_once(decoder, obs, element_loss, cfg, start, draw)
         if best is None:
             best = result
         else:
@@ -124,7 +156,7 @@ def _objective(decoder, codes, obs, element_loss, weight) -> tuple[torch.Tensor,
     return data, data + code_regulariser(codes, weight)
 
 
-def _fit_once(decoder: nn.Module, obs: Observations, element_loss: ElementLoss, cfg: FitConfig, init: torch.Tensor) -> FitResult:
+def _fit_once(decoder: nn.Module, obs: Observations, element_loss: ElementLoss, cfg: FitConfig, init: torch.Tensor, draw: Callable[[int], Observations] | None = None) -> FitResult:
     k = obs.num_instances
     device = obs.targets.device
     codes = init.detach().clone().to(device).requires_grad_(True)
@@ -144,7 +176,8 @@ def _fit_once(decoder: nn.Module, obs: Observations, element_loss: ElementLoss, 
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr / cfg.lr_drop_factor
             optimizer.zero_grad(set_to_none=True)
-            sub = obs if len(active) == k else obs.select(active)
+            step_obs = obs if draw is None else draw(step)
+            sub = step_obs if len(active) == k else step_obs.select(active)
             _, total = _objective(decoder, codes[active] if len(active) < k else codes, sub, element_loss, cfg.code_reg_weight)
             total.sum().backward()
             with torch.no_grad():  # the objective of the codes as they were before this update
@@ -165,7 +198,9 @@ def _fit_once(decoder: nn.Module, obs: Observations, element_loss: ElementLoss, 
         _, total = _objective(decoder, codes.detach(), obs, element_loss, cfg.code_reg_weight)
         running = torch.zeros(k, dtype=torch.bool, device=device)
         running[active] = True
-        take = running & (total < best_loss)
+        # fixed observations: the best codes seen; redrawn ones: each step's objective is its own draw's
+        # (a lucky draw is not a better code), so the instances still running keep their last codes
+        take = running & (total < best_loss) if draw is None else running
         best_codes = torch.where(take[:, None], codes.detach(), best_codes)
         data_best, total_best = _objective(decoder, best_codes, obs, element_loss, cfg.code_reg_weight)
     return FitResult(codes=best_codes, losses=total_best, data_losses=data_best, history=history, steps=steps)

@@ -135,6 +135,28 @@ def read_normalization(path: Path) -> Normalization:
         raise DatasetError(f"{path}: unreadable normalisation parameters ({type(e).__name__}: {e})") from None
 
 
+def write_latents(path: Path, names: list[str], codes: np.ndarray) -> None:
+    """``latents.npz``: ``names: (S,)`` and ``codes: (S, D)`` float32 (fitted by ``complete`` or ``reconstruct``)."""
+    codes = np.asarray(codes, dtype=np.float32)
+    if codes.ndim != 2 or len(codes) != len(names):
+        raise ValueError(f"{path}: {len(names)} names for codes of shape {codes.shape}")
+    atomic_write_bytes(path, lambda f: np.savez(f, names=np.array(list(names)), codes=codes))
+
+
+def read_latents(path: Path) -> tuple[list[str], np.ndarray]:
+    """Names and codes ``(S, D)`` float32 of a ``latents.npz``."""
+    try:
+        with np.load(path) as data:
+            names, codes = [str(x) for x in data["names"]], np.asarray(data["codes"], dtype=np.float32)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: latents file not found") from None
+    except Exception as e:
+        raise DatasetError(f"{path}: unreadable latents file ({type(e).__name__}: {e})") from None
+    if codes.ndim != 2 or len(codes) != len(names):
+        raise DatasetError(f"{path}: {len(names)} names for codes of shape {codes.shape}")
+    return names, codes
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=False).encode()))
 

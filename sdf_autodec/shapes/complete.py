@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.core.fitting import FitConfig, fit_latents
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
-from sdf_autodec.geometry.layout import read_normalization, write_json
+from sdf_autodec.geometry.layout import read_normalization, write_json, write_latents
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.observations import ObservationConfig, observe
@@ -129,7 +128,7 @@ def complete(cfg: CompleteConfig) -> dict:
             names.append(scan.name)
             codes.append(result.codes[v].cpu().numpy())
     if codes:
-        atomic_write_bytes(out / "latents.npz", lambda f: np.savez(f, names=np.array(names), codes=np.stack(codes)))
+        write_latents(out / "latents.npz", names, np.stack(codes))
     write_json(out / "completion.json", report)
     return report
 

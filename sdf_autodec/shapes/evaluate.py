@@ -236,6 +236,18 @@ def csv_path(output: Path) -> Path:
     return path
 
 
+def score_mesh(mesh: trimesh.Trimesh, pred_frame: str, gt: GroundTruth, cfg: EvalConfig, scan_points: np.ndarray | None = None) -> dict[str, float]:
+    """Every metric of one ``mesh`` (its vertices in ``pred_frame``) against ``gt``, in ``cfg.frame``;
+    ``scan_points: (S, 3)`` already in ``cfg.frame`` (the observed / unobserved split)."""
+    unit = 1.0 if cfg.frame == "normalized" else 1.0 / gt.norm.scale  # one unit-sphere length, in the evaluation frame
+    mesh = trimesh.Trimesh(to_frame(mesh.vertices, pred_frame, cfg.frame, gt), mesh.faces, process=False)
+    return metrics.mesh_metrics(
+        mesh, to_frame(gt.points, "source", cfg.frame, gt), gt.normals, cfg.num_points, cfg.seed,
+        scan_points=scan_points, completion_threshold=cfg.completion_threshold * unit, observed_radius=cfg.observed_radius * unit,
+        accuracy_percentile=cfg.accuracy_percentile, iou_points=cfg.iou_points, iou_padding=cfg.iou_padding,
+    )  # fmt: skip
+
+
 def evaluate(cfg: EvalConfig) -> dict:
     """Score every matched predicted mesh; returns and writes ``{"shapes", "mean", "median", ...}``."""
     if not cfg.pred or not cfg.gt or not cfg.output:
@@ -278,8 +290,6 @@ def evaluate(cfg: EvalConfig) -> dict:
             cache.clear()  # meshes of one shape are usually adjacent; keep one ground truth in memory
             cache[shape_id] = source.load(shape_id)
         gt = cache[shape_id]
-        unit = 1.0 if cfg.frame == "normalized" else 1.0 / gt.norm.scale  # one unit-sphere length, in the evaluation frame
-        mesh = trimesh.Trimesh(to_frame(mesh.vertices, pred_frame, cfg.frame, gt), mesh.faces, process=False)
         scan_points = None
         if cfg.scans:
             try:
@@ -288,12 +298,7 @@ def evaluate(cfg: EvalConfig) -> dict:
                 scan_points = to_frame(read_scan(scan_files[path.stem]).points, scan_frame, cfg.frame, gt)
             except ScanError as e:
                 no_scan.append(str(e))
-        row = metrics.mesh_metrics(
-            mesh, to_frame(gt.points, "source", cfg.frame, gt), gt.normals, cfg.num_points, cfg.seed,
-            scan_points=scan_points, completion_threshold=cfg.completion_threshold * unit, observed_radius=cfg.observed_radius * unit,
-            accuracy_percentile=cfg.accuracy_percentile, iou_points=cfg.iou_points, iou_padding=cfg.iou_padding,
-        )  # fmt: skip
-        rows[path.stem] = {"shape": shape_id, "class": gt.cls, **row}
+        rows[path.stem] = {"shape": shape_id, "class": gt.cls, **score_mesh(mesh, pred_frame, gt, cfg, scan_points)}
     if not rows:
         raise DatasetError(f"{pred_dir}: no predicted mesh matches a shape in {gt_dir}")
     mean, median = aggregate(rows)

@@ -1,109 +1,367 @@
-"""``sdf-autodec mesh``: the training codes of a run (or codes fitted by ``complete``) → one mesh per
-shape, ``OUTPUT/<id>.ply``, in batches of shapes decoded together, with a progress bar."""
+"""``sdf-autodec reconstruct``: DeepSDF's unknown-shape protocol. Codes are fitted to each test
+shape's SDF samples against the frozen decoder, many shapes at once, meshed, and scored against the
+shapes' surface samples, next to the trivial answers.
+
+By default the fit is DeepSDF's ``reconstruct.py``: 800 Adam iterations, 8000 samples (half inside,
+half outside) redrawn at every iteration, lr 5e-3 divided by 10 halfway, the checkpoint's clamp, the
+code prior of training (``core.prior``), codes started from ``N(0, 0.01²)``. ``fit=fast`` is this
+toolkit's recipe (``conf/fit/fast.yaml``): the nearest training code as the start, fewer and larger
+steps, fewer samples, each shape stopping on its own.
+
+Reference rows, in every report (``reconstruction.json``), each scored like ours:
+
+- ``mean_shape``: the zero code (the centre of the prior), meshed once;
+- ``retrieval``: the training code with the lowest loss on the test shape's SDF samples, meshed: what
+  a lookup of the training set by the same observations gives;
+- ``oracle``: the training shape whose ground-truth surface is nearest (Chamfer, unit sphere) to the
+  test shape's, scored sample against sample: the best any choice of a training shape can do.
+
+Writes, in OUTPUT::
+
+    <id>.ply                      reconstructed mesh (the model's normalised frame, or ``frame=source``)
+    latents.npz                   names (S,), codes (S, D)
+    references/mean_shape.ply     the zero code's mesh (normalised frame)
+    references/retrieval/<id>.ply the retrieved training code's mesh (normalised frame)
+    reconstruction.json           config, per-shape rows and medians/means of every method in both frames, seconds, failures
+    reconstruction.csv            one row per shape and method: the headline metrics in both frames
+
+Chamfer is DeepSDF's (squared distances, mean each way, summed; 30000 points a side) in the
+unit-sphere frame (``normalized``) and in each shape's source frame (``source``: the frame DeepSDF
+publishes in, for ShapeNet's own normalisation); see docs/metrics.md.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import csv
+import io
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
 from tqdm import tqdm
 
-from sdf_autodec.geometry.layout import NORM_DIR, DatasetError, read_normalization, write_json
+from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
+from sdf_autodec.core.observations import Observations
+from sdf_autodec.core.seeding import torch_generator
+from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
+from sdf_autodec.shapes import metrics
+from sdf_autodec.shapes.evaluate import EvalConfig, GroundTruth, GroundTruthSource, read_surface, score_mesh
+from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
-from sdf_autodec.shapes.train import load_trained
+from sdf_autodec.shapes.train import TrainedModel, load_trained
+
+INITS = ("random", "nearest", "mean")
+FRAMES = ("normalized", "source")
+METHODS = ("ours", "mean_shape", "retrieval", "oracle")
+HEADLINE = ("chamfer", "chamfer_x1000", "chamfer_l1", "fscore@1%", "fscore@2%", "normal_consistency", "mesh_accuracy", "mesh_completion")
 
 
 @dataclass
-class MeshRunConfig:
-    """Meshing of a run's training shapes, or of fitted codes."""
+class ReconstructConfig:
+    """Reconstruction of unknown shapes from their SDF samples (DeepSDF's protocol)."""
 
     run: str = ""
-    """Run directory (or checkpoint file)."""
+    """Run directory (or checkpoint file) of a trained model."""
+    data: str = ""
+    """Data directory of the test shapes (``sdf-autodec prep``): SDF samples to fit, surface samples to score."""
+    split: str = ""
+    """Split json (path, or name under DATA/splits/, e.g. ``test``); default: every shape with SDF samples."""
     output: str = ""
-    """Folder for the meshes."""
-    ids: list[str] = field(default_factory=list)
-    """Shape ids to mesh (default: all training shapes, or all codes of ``latents``)."""
-    latents: str = ""
-    """Mesh fitted codes instead of training shapes: a ``latents.npz`` written by ``complete`` (names,
-    codes), or a folder searched for them (normalised frame only)."""
-    batch_size: int = 8
-    """Shapes whose grids are decoded together (coarse-to-fine); memory grows by one R³ float grid per shape."""
+    """Folder for the meshes, codes and report."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """Latent optimisation (default: DeepSDF's reconstruction; ``fit=fast``: this toolkit's recipe)."""
+    samples: int = 8000
+    """SDF samples per shape and step, half from ``pos``, half from ``neg`` (DeepSDF: 8000)."""
+    resample: bool = True
+    """Redraw the samples at every step (DeepSDF); ``false``: one fixed draw for the whole fit."""
+    init: str = "random"
+    """Starting code: ``random`` (``N(0, fit.init_std²)``, DeepSDF), ``nearest`` (the training code with
+    the lowest loss on the shape's samples) or ``mean`` (the zero code)."""
+    clamp: float = 0.0
+    """Clamp δ of the loss; 0: the checkpoint's (DeepSDF)."""
+    batch_size: int = 16
+    """Shapes fitted and meshed together."""
+    mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
+    """Mesh extraction (resolution 128, as the DeepSDF anchor in benchmarks/represent.py)."""
     frame: str = "normalized"
-    """``normalized`` (the model's unit-sphere frame) or ``source`` (each mesh's original frame; needs the run's data directory)."""
-    resolution: int = 256
-    """Grid samples per axis over ``[-half_size, half_size]``."""
-    half_size: float = 1.0
-    """Half the side of the grid's cube (see ``MeshConfig.half_size``; about 0.55 for ``unit_cube`` data)."""
-    max_batch: int = 262_144
-    """Decoder queries per forward pass."""
-    method: str = "coarse_to_fine"
-    """``coarse_to_fine`` (far fewer decoder queries, same mesh) or ``dense``."""
+    """Frame of the written meshes: ``normalized`` (the model's, as ``mesh`` writes them) or ``source``."""
+    evaluate: bool = True
+    """Score the meshes against the test shapes' surface samples (needs DATA/SurfaceSamples)."""
+    references: bool = True
+    """Also build and score the mean-shape, retrieval and oracle rows."""
+    num_points: int = 30_000
+    """Surface points per side for Chamfer and F-score (DeepSDF: 30000)."""
+    iou_points: int = 0
+    """Uniform points of a volumetric IoU (0: none; DeepSDF reports none)."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda``."""
     progress: bool = True
-    """Show a progress bar."""
+    """Show progress bars."""
 
 
-def find_normalization(data_dir: str | Path, shape_id: str) -> Path:
-    """``NormalizationParameters/*/*/<id>.npz`` under ``data_dir`` (exactly one must exist)."""
-    found = sorted(Path(data_dir, NORM_DIR).glob(f"*/*/{shape_id}.npz"))
-    if len(found) != 1:
-        raise DatasetError(f"{Path(data_dir, NORM_DIR)}: {'no' if not found else 'several'} normalisation parameters for shape {shape_id!r}")
-    return found[0]
+@dataclass
+class _Shape:
+    key: ShapeKey
+    pos: torch.Tensor  # (P, 4)
+    neg: torch.Tensor  # (Q, 4)
 
 
-def mesh_run(cfg: MeshRunConfig) -> dict:
-    """Mesh the requested training shapes; returns (and writes to ``OUTPUT/meshes.json``) what was done."""
-    if not cfg.run or not cfg.output:
-        raise ValueError("mesh needs run=RUN_DIR output=OUT_DIR")
-    if cfg.frame not in ("normalized", "source"):
-        raise ValueError(f"frame must be 'normalized' or 'source', got {cfg.frame!r}")
+def _validate(cfg: ReconstructConfig) -> None:
+    if not cfg.run or not cfg.data or not cfg.output:
+        raise ValueError("reconstruct needs run=RUN_DIR data=TEST_DATA_DIR output=OUT_DIR")
+    if cfg.init not in INITS:
+        raise ValueError(f"init={cfg.init!r}: choose one of {', '.join(INITS)}")
+    if cfg.frame not in FRAMES:
+        raise ValueError(f"frame={cfg.frame!r}: choose normalized or source")
+    if cfg.samples < 2 or cfg.batch_size < 1 or cfg.fit.iterations < 1:
+        raise ValueError(f"impossible reconstruct config: samples={cfg.samples}, batch_size={cfg.batch_size}, fit.iterations={cfg.fit.iterations}")
+
+
+def reconstruction_keys(data: str | Path, split: str = "") -> list[ShapeKey]:
+    """The shapes to reconstruct: ``split`` (a json path, or a name under ``DATA/splits/``), else every
+    shape with SDF samples; raises :class:`DatasetError` when there are none."""
+    layout = DatasetLayout(data)
+    if not layout.root.is_dir():
+        raise DatasetError(f"{layout.root}: data directory not found")
+    if split:
+        path = Path(split) if Path(split).suffix == ".json" else layout.split(split)
+        keys = read_split(path)
+        if not keys:
+            raise DatasetError(f"{path}: the split lists no shapes")
+        return keys
+    keys = layout.sdf_keys()
+    if not keys:
+        raise DatasetError(f"{layout.root}: no SDF samples (SdfSamples/<dataset>/<class>/<id>.npz); make them with `sdf-autodec prep`")
+    return keys
+
+
+def _draw(shape: _Shape, n: int, g: torch.Generator) -> torch.Tensor:
+    """``(n, 4)`` rows: ``n // 2`` from ``pos``, the rest from ``neg``, with replacement (DeepSDF)."""
+    half = n // 2
+    return torch.cat([shape.pos[torch.randint(len(shape.pos), (half,), generator=g)], shape.neg[torch.randint(len(shape.neg), (n - half,), generator=g)]])
+
+
+def _observations(rows: list[torch.Tensor], device: torch.device) -> Observations:
+    block = torch.stack(rows).to(device)  # (K, n, 4)
+    return Observations(queries=block[..., :3], targets=block[..., 3])
+
+
+def reconstruct(cfg: ReconstructConfig) -> dict:
+    """Fit, mesh and score every test shape; returns the report written to ``reconstruction.json``."""
+    _validate(cfg)
     model = load_trained(cfg.run, cfg.device)
-    if cfg.latents:
-        if cfg.frame != "normalized":
-            raise ValueError("latents= meshes are written in the normalised frame (frame=normalized)")
-        names, table = read_latents(Path(cfg.latents), model.latent_size)
-    else:
-        names, table = list(model.ids), model.latents
-    wanted = cfg.ids or names
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise ValueError(f"{cfg.latents or model.checkpoint}: no {'code' if cfg.latents else 'training shape'} named {unknown[:5]}")
+    device = model.latents.device
+    clamp = cfg.clamp or float(model.config.get("clamp", 0.1))
+    element_loss = lambda pred, obs: clamped_l1(pred, obs, clamp)  # noqa: E731
+    layout = DatasetLayout(cfg.data)
+    keys = reconstruction_keys(cfg.data, cfg.split)
     out = Path(cfg.output)
-    mesh_cfg = MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method, half_size=cfg.half_size)
-    report = {}
-    batches = [wanted[i : i + max(1, cfg.batch_size)] for i in range(0, len(wanted), max(1, cfg.batch_size))]
-    with tqdm(total=len(wanted), desc="mesh", unit="shape", disable=not cfg.progress) as bar:
-        for batch in batches:
-            codes = torch.stack([table[names.index(n)] for n in batch]).to(model.latents.device)
-            for shape_id, mesh in zip(batch, extract_meshes(model.decoder, codes, mesh_cfg)):
-                if isinstance(mesh, EmptyLevelSet):
-                    report[shape_id] = {"status": "no_surface", "reason": str(mesh)}
-                    tqdm.write(f"{shape_id}: {mesh}")
-                else:
-                    norm = read_normalization(find_normalization(model.config["data"], shape_id)) if cfg.frame == "source" else None
-                    report[shape_id] = {"status": "ok", "mesh": str(write_mesh(mesh, out / f"{shape_id}.ply", norm)), "faces": len(mesh.faces)}
-                bar.update(1)
-    write_json(out / "meshes.json", report)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"run": str(model.checkpoint), "config": json.loads(json.dumps(asdict(cfg))), "clamp": clamp, "shapes": {}, "failed": {}}
+    training = set(model.ids)
+
+    shapes = []
+    for key in keys:
+        try:
+            pos, neg = read_sdf_samples(layout.sdf(key))
+        except DatasetError as e:
+            report["failed"][key.id] = str(e)
+            tqdm.write(f"reconstruct: skipped {e}")
+            continue
+        shapes.append(_Shape(key, torch.from_numpy(pos), torch.from_numpy(neg)))
+
+    names, codes, retrieved = [], [], {}
+    seconds = {"fit": 0.0, "mesh": 0.0}
+    batches = [shapes[i : i + cfg.batch_size] for i in range(0, len(shapes), cfg.batch_size)]
+    for batch in tqdm(batches, desc="reconstruct", unit="batch", disable=not cfg.progress):
+        t0 = time.perf_counter()
+        # every draw is keyed by the shape's id: a shape's result does not depend on its batch
+        gens = {s.key.id: torch_generator(cfg.fit.seed, "reconstruct", s.key.id) for s in batch}
+        scoring = _observations([_draw(s, cfg.samples, torch_generator(cfg.fit.seed, "score", s.key.id)) for s in batch], device)
+
+        def sample(restart: int, step: int, batch=batch, gens=gens) -> Observations:
+            return _observations([_draw(s, cfg.samples, gens[s.key.id]) for s in batch], device)
+
+        index, _ = nearest_codes(model.decoder, model.latents, scoring, element_loss)
+        if cfg.init == "nearest":
+            init = model.latents[index].clone()
+        elif cfg.init == "mean":
+            init = torch.zeros(len(batch), model.latent_size, device=device)
+        else:
+            init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, "init", s.key.id)) for s in batch]).to(device) * cfg.fit.init_std
+        result = fit_latents(model.decoder, scoring, element_loss, model.latent_size, cfg.fit, init=init, sample=sample if cfg.resample else None)
+        t1 = time.perf_counter()
+        meshes = extract_meshes(model.decoder, result.codes, cfg.mesh)
+        t2 = time.perf_counter()
+        seconds["fit"] += t1 - t0
+        seconds["mesh"] += t2 - t1
+        for k, shape in enumerate(batch):
+            sid = shape.key.id
+            entry = {
+                "status": "ok", "class": shape.key.cls, "loss": float(result.losses[k]), "data_loss": float(result.data_losses[k]),
+                "initial_loss": float(result.history[0, k]), "steps": int(result.steps[k]), "in_training_set": sid in training,
+                "retrieved": model.ids[int(index[k])],
+            }  # fmt: skip
+            if isinstance(meshes[k], EmptyLevelSet):
+                entry.update(status="no_surface", reason=str(meshes[k]))
+                tqdm.write(f"reconstruct: {sid}: {meshes[k]}")
+            else:
+                norm = read_normalization(layout.normalization(shape.key)) if cfg.frame == "source" else None
+                entry["mesh"] = str(write_mesh(meshes[k], out / f"{sid}.ply", norm))
+            report["shapes"][sid] = entry
+            names.append(sid)
+            codes.append(result.codes[k].cpu().numpy())
+            retrieved[sid] = int(index[k])
+    if not shapes:
+        write_json(out / "reconstruction.json", report)
+        raise DatasetError(f"{cfg.data}: no test shape could be read ({'; '.join(report['failed'].values())})")
+    write_latents(out / "latents.npz", names, np.stack(codes))
+    count = len(shapes)
+    report["seconds_per_shape"] = {"fit": seconds["fit"] / count, "mesh": seconds["mesh"] / count, "total": (seconds["fit"] + seconds["mesh"]) / count}
+    report["seconds"] = seconds
+    if cfg.evaluate:
+        report["methods"] = _score_all(cfg, model, layout, shapes, report, retrieved, out)
+        _write_csv(out / "reconstruction.csv", report["methods"])
+    write_json(out / "reconstruction.json", report)
     return report
 
 
-def read_latents(path: Path, latent_size: int) -> tuple[list[str], torch.Tensor]:
-    """Names and codes ``(S, D)`` of a ``latents.npz`` (or of every one under a folder, in path order)."""
-    files = sorted(path.rglob("latents.npz")) if path.is_dir() else [path]
-    if not files or not files[0].is_file():
-        raise FileNotFoundError(f"{path}: no latents.npz found")
-    names, codes = [], []
-    for f in files:
+def _score_all(cfg: ReconstructConfig, model: TrainedModel, layout: DatasetLayout, shapes: list[_Shape], report: dict, retrieved: dict[str, int], out: Path) -> dict:
+    """``{method: {frame: {"shapes": {id: metrics}, "median": ..., "mean": ..., "missing": {id: why}}}}``."""
+    source = GroundTruthSource(layout.root, "data")
+    eval_cfg = {frame: EvalConfig(frame=frame, num_points=cfg.num_points, seed=cfg.fit.seed, iou_points=cfg.iou_points) for frame in FRAMES}
+    methods = ("ours",) + (METHODS[1:] if cfg.references else ())
+    rows: dict = {m: {f: {} for f in FRAMES} for m in methods}
+    missing: dict = {m: {} for m in methods}
+    mean_mesh = None
+    if cfg.references:
+        mean_mesh = extract_meshes(model.decoder, torch.zeros(1, model.latent_size, device=model.latents.device), cfg.mesh)[0]
+        if isinstance(mean_mesh, EmptyLevelSet):
+            missing["mean_shape"] = {s.key.id: f"the zero code has {mean_mesh}" for s in shapes}
+            mean_mesh = None
+        else:
+            write_mesh(mean_mesh, out / "references" / "mean_shape.ply")
+        ids = sorted(set(retrieved.values()))
+        found = extract_meshes(model.decoder, model.latents[ids], cfg.mesh)
+        retrieval_mesh = dict(zip(ids, found))
+        oracle = _TrainingSurfaces(model)
+    for shape in tqdm(shapes, desc="score", unit="shape", disable=not cfg.progress):
+        sid = shape.key.id
+        if sid not in source.ids:
+            for m in methods:
+                missing[m][sid] = f"{layout.root}: no surface samples for {sid} (SurfaceSamples/)"
+            continue
+        gt = source.load(sid)
+        candidates: dict[str, trimesh.Trimesh | None] = {"ours": None}
+        entry = report["shapes"][sid]
+        if entry["status"] == "ok":
+            candidates["ours"] = trimesh.load(entry["mesh"], force="mesh", process=False)
+        else:
+            missing["ours"][sid] = entry["reason"]
+        if cfg.references:
+            candidates["mean_shape"] = mean_mesh
+            found = retrieval_mesh[retrieved[sid]]
+            if isinstance(found, EmptyLevelSet):
+                missing["retrieval"][sid] = f"retrieved code {model.ids[retrieved[sid]]}: {found}"
+            else:
+                write_mesh(found, out / "references" / "retrieval" / f"{sid}.ply")
+                candidates["retrieval"] = found
+        for method, mesh in candidates.items():
+            if mesh is None:
+                continue
+            frame_of_mesh = cfg.frame if method == "ours" else "normalized"
+            for frame in FRAMES:
+                rows[method][frame][sid] = score_mesh(mesh, frame_of_mesh, gt, eval_cfg[frame])
+        if cfg.references:
+            best = oracle.nearest(gt, cfg.num_points, cfg.fit.seed)
+            if isinstance(best, str):
+                missing["oracle"][sid] = best
+            else:
+                name, by_frame = best
+                for frame in FRAMES:
+                    rows["oracle"][frame][sid] = {"training_shape": name, **by_frame[frame]}
+    summary = {}
+    for m in methods:
+        summary[m] = {"missing": missing[m]}
+        for frame in FRAMES:
+            summary[m][frame] = {"median": _aggregate(rows[m][frame], statistics.median), "mean": _aggregate(rows[m][frame], np.mean), "shapes": rows[m][frame]}
+    return summary
+
+
+def _aggregate(rows: dict[str, dict], how) -> dict:
+    names = sorted({k for r in rows.values() for k, v in r.items() if isinstance(v, float)})
+    return {n: float(how([r[n] for r in rows.values() if isinstance(r.get(n), float) and np.isfinite(r[n])])) for n in names if any(isinstance(r.get(n), float) for r in rows.values())}
+
+
+class _TrainingSurfaces:
+    """The run's training shapes' ground-truth surface samples, in the unit-sphere frame, for the oracle row."""
+
+    def __init__(self, model: TrainedModel):
+        self.error = ""
+        self.surfaces: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        data = Path(str(model.config.get("data", "")))
         try:
-            with np.load(f) as data:
-                n, c = [str(x) for x in data["names"]], np.asarray(data["codes"], dtype=np.float32)
-        except Exception as e:
-            raise ValueError(f"{f}: unreadable latents file ({type(e).__name__}: {e})") from None
-        if c.ndim != 2 or c.shape != (len(n), latent_size):
-            raise ValueError(f"{f}: codes have shape {c.shape}, expected ({len(n)}, {latent_size}) for this model")
-        names += n
-        codes.append(torch.from_numpy(c))
-    return names, torch.cat(codes)
+            source = GroundTruthSource(data, "data")
+        except DatasetError as e:
+            self.error = f"training shapes' surfaces not available ({e})"
+            return
+        for sid in model.ids:
+            if sid not in source.ids:
+                continue
+            gt = source.load(sid)
+            self.surfaces[sid] = (gt.norm.apply(gt.points), gt.normals)
+        if not self.surfaces:
+            self.error = f"{data}: none of the run's training shapes has surface samples"
+
+    def nearest(self, gt: GroundTruth, num_points: int, seed: int) -> tuple[str, dict] | str:
+        """The training shape nearest to ``gt`` by Chamfer (unit sphere) and its metrics in both frames, or why not."""
+        if self.error:
+            return self.error
+        rng = np.random.default_rng(seed)
+        target = gt.norm.apply(gt.points)
+        pick = rng.choice(len(target), min(num_points, len(target)), replace=False)
+        target, target_normals = target[pick], None if gt.normals is None else gt.normals[pick]
+        best, best_chamfer = None, float("inf")
+        for sid, (points, _) in self.surfaces.items():
+            sub = points[rng.choice(len(points), min(num_points, len(points)), replace=False)]
+            c = metrics.point_metrics(sub, target)["chamfer"]
+            if c < best_chamfer:
+                best, best_chamfer = sid, c
+        points, normals = self.surfaces[best]
+        sub = rng.choice(len(points), min(num_points, len(points)), replace=False)
+        pred, pred_normals = points[sub], None if normals is None else normals[sub]
+        by_frame = {
+            "normalized": metrics.point_metrics(pred, target, pred_normals, target_normals),
+            "source": metrics.point_metrics(gt.norm.invert(pred), gt.norm.invert(target), pred_normals, target_normals),
+        }
+        return best, by_frame
+
+
+def _write_csv(path: Path, methods: dict) -> None:
+    """One row per (shape, method): the headline metrics in both frames; then median and mean rows per method."""
+    header = ["shape", "method", *[f"{m}.{f}" for f in FRAMES for m in HEADLINE]]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for method, entry in methods.items():
+        ids = sorted(set(entry["normalized"]["shapes"]) | set(entry["source"]["shapes"]))
+        for label, pick in [*((i, lambda f, i=i: entry[f]["shapes"].get(i, {})) for i in ids), ("median", lambda f: entry[f]["median"]), ("mean", lambda f: entry[f]["mean"])]:
+            writer.writerow([label, method, *[repr(pick(f)[m]) if m in pick(f) else "" for f in FRAMES for m in HEADLINE]])
+    atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+
+
+def brief(report: dict, frame: str = "normalized") -> dict:
+    """Medians of the headline metrics per method in ``frame``, and seconds per shape: a summary row set."""
+    methods = report.get("methods", {})
+    return {
+        "seconds_per_shape": report.get("seconds_per_shape"),
+        **{m: {k: methods[m][frame]["median"].get(k) for k in ("chamfer", "fscore@1%", "fscore@2%", "normal_consistency")} for m in methods},
+    }
+
+

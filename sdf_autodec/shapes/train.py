@@ -8,6 +8,16 @@ Run directory::
     RUN_DIR/metrics.jsonl                one line per epoch: losses, learning rates, seconds, points/s
     RUN_DIR/tensorboard/                 the same scalars, when TensorBoard is installed
     RUN_DIR/loss.png                     the loss curve, at the end
+    RUN_DIR/budget.json                  with ``budget=``: the budget, the recipe, how far training got
+
+*Epochs or a time budget.* By default training runs ``epochs`` epochs. With ``budget=30m`` (also
+``90s``, ``2h``) it runs until that much wall-clock time has passed in the training loop (packing the
+store and building the model are not counted), then writes its checkpoint. Every schedule is laid
+over the budget instead of the epoch count: at a fraction ``p`` of the budget the learning rates and
+the prior's ramp are where they would be at epoch ``p * epochs`` (``schedule_epoch``), so the
+learning-rate halvings of DeepSDF's 2000-epoch recipe fall at a quarter, half and three quarters of
+the budget whatever the machine's speed. A resumed budget run continues its clock from the checkpoint.
+A budget run is not bit-reproducible (where it stops depends on the machine's speed); an epoch run is.
 
 Each epoch visits every scene once in a seeded random order, in batches of ``scenes_per_batch``
 scenes with ``samples_per_scene`` samples each, drawn from the packed memory-mapped store by
@@ -26,13 +36,16 @@ and codes. Only rank 0 writes files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -70,7 +83,10 @@ class TrainConfig:
     model: DecoderConfig = field(default_factory=DecoderConfig)
     """Decoder architecture."""
     epochs: int = 2000
-    """Epochs to train (a resumed run continues up to this number)."""
+    """Epochs to train (a resumed run continues up to this number). With ``budget``: the length the
+    schedules are written for (``lr_halve_every``, ``code_reg_rampup_epochs``), stretched over the budget."""
+    budget: str = ""
+    """Wall-clock budget of the training loop: ``90s``, ``30m``, ``2h`` or seconds; empty: run ``epochs``."""
     scenes_per_batch: int = 64
     """Scenes per optimisation step (the global batch, whatever the number of processes)."""
     samples_per_scene: int = 16384
@@ -158,16 +174,39 @@ def load_trained(run: str | Path, device: str = "auto") -> TrainedModel:
     return TrainedModel(decoder.to(dev).eval(), ckpt["latents"].to(dev), list(ckpt["instance_ids"]), ckpt["config"], path)
 
 
-def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+def lr_factor(epoch: float, cfg: TrainConfig) -> float:
     """Learning-rate factor of 0-based ``epoch``: DeepSDF's step schedule ``0.5 ** (e // interval)``
-    of its 1-based epoch ``e = epoch + 1``, so its 500th epoch already runs at half rate."""
+    of its 1-based epoch ``e = epoch + 1``, so its 500th epoch already runs at half rate. ``epoch`` may
+    be fractional (a budget run's :func:`schedule_epoch`)."""
     return 0.5 ** ((epoch + 1) // cfg.lr_halve_every) if cfg.lr_halve_every > 0 else 1.0
 
 
-def code_reg_at(epoch: int, cfg: TrainConfig) -> float:
+def code_reg_at(epoch: float, cfg: TrainConfig) -> float:
     """Code prior weight of 0-based ``epoch``: DeepSDF's ``λ · min(1, e / ramp)`` of its 1-based epoch ``e``."""
     ramp = min(1.0, (epoch + 1) / cfg.code_reg_rampup_epochs) if cfg.code_reg_rampup_epochs > 0 else 1.0
     return cfg.code_reg_weight * ramp
+
+
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|m|h|)\s*$")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str | float | int) -> float:
+    """Seconds of a budget such as ``90s``, ``30m``, ``2h``, ``1.5h`` or ``600``; raises ValueError
+    (one line) for anything else, zero included."""
+    match = _BUDGET.match(str(text))
+    if match is None:
+        raise ValueError(f"budget={text!r}: give a duration such as 90s, 30m or 2h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"budget={text!r}: a training budget must be longer than zero")
+    return seconds
+
+
+def schedule_epoch(elapsed: float, budget_seconds: float, cfg: TrainConfig) -> float:
+    """The (fractional, 0-based) epoch of the schedule a budget run is at after ``elapsed`` seconds:
+    ``epochs * elapsed / budget`` (``epochs`` at most)."""
+    return cfg.epochs * min(1.0, max(0.0, elapsed / budget_seconds)) - 1.0
 
 
 def train_config_from_dict(d: dict) -> TrainConfig:
@@ -212,8 +251,8 @@ class _State:
         }
 
 
-def _save(run: Path, state: _State, epoch: int) -> None:
-    payload = state.payload(epoch)
+def _save(run: Path, state: _State, epoch: int, **extra) -> None:
+    payload = state.payload(epoch, **extra)
     ckdir = checkpoint_dir(run)
     save_checkpoint(ckdir / "latest.pt", payload)
     if state.cfg.keep_last > 0:
@@ -237,6 +276,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError("train needs data=DATA_DIR and run=RUN_DIR")
     if cfg.epochs < 0 or cfg.scenes_per_batch < 1 or cfg.samples_per_scene < 2:
         raise ValueError(f"impossible training config: epochs={cfg.epochs}, scenes_per_batch={cfg.scenes_per_batch}, samples_per_scene={cfg.samples_per_scene}")
+    if cfg.budget:
+        parse_budget(cfg.budget)
     if cfg.amp not in AMP_DTYPES:
         raise ValueError(f"amp={cfg.amp!r}: choose one of {', '.join(AMP_DTYPES)}")
     for name in ("tensorboard", "prefetch"):
@@ -244,21 +285,23 @@ def _validate(cfg: TrainConfig) -> None:
             raise ValueError(f"{name}={getattr(cfg, name)!r}: choose auto, on or off")
 
 
-def train(cfg: TrainConfig) -> TrainedModel:
+def train(cfg: TrainConfig, *, clock: Callable[[], float] = time.monotonic, recipe: dict | None = None) -> TrainedModel:
     """Train (or resume) a run; returns the trained model. See the module docstring for the files.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1), or inside a process group the caller set up, every
     process calls this and trains its shard of each batch; all return the same model.
+    ``clock``: seconds, for the budget (a test passes a fake one). ``recipe``: what chose this
+    config (``shapes.recipes``), recorded in ``budget.json``.
     """
     _validate(cfg)
     ctx, device = init_distributed(cfg.device)
     try:
-        return _train(cfg, ctx, device)
+        return _train(cfg, ctx, device, clock, recipe)
     finally:
         ctx.close()
 
 
-def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedModel:
+def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Callable[[], float], recipe: dict | None) -> TrainedModel:
     run = Path(cfg.run)
     keys = resolve_split(cfg.data, cfg.split)
     if not ctx.main:
@@ -276,7 +319,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
     state = _State(cfg, decoder, latents, optimizer, scaler, ids)
 
-    start = 0
+    start, elapsed_before = 0, 0.0
     latest = checkpoint_dir(run) / "latest.pt"
     if cfg.resume and latest.is_file():
         ckpt = load_checkpoint(latest, kind=CHECKPOINT_KIND)
@@ -289,6 +332,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
         if scaler is not None and scaler_state:
             scaler.load_state_dict(scaler_state)
         start = int(ckpt["epoch"])
+        elapsed_before = float((ckpt.get("extra") or {}).get("elapsed_seconds") or 0.0)
 
     model: torch.nn.Module = Autodecoder(decoder, latents)
     if ctx.active:
@@ -317,21 +361,38 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
     pin = device.type == "cuda"
     prefetch = cfg.prefetch == "on" or (cfg.prefetch == "auto" and device.type == "cuda")
     steps_per_epoch = math.ceil(len(store) / cfg.scenes_per_batch)
+    budget = parse_budget(cfg.budget) if cfg.budget else None
+    t_start = clock()
+    elapsed = lambda: elapsed_before + clock() - t_start  # noqa: E731  (seconds of training, resumed runs included)
+
+    def schedule(epoch: int, now: float) -> tuple[float, float]:
+        """(learning-rate factor, prior weight) at ``epoch``, or after ``now`` seconds of a budget."""
+        at = epoch if budget is None else schedule_epoch(now, budget, cfg)
+        return lr_factor(at, cfg), code_reg_at(at, cfg)
+
     decoder.train()
-    bar = tqdm(range(start, cfg.epochs), desc="train", unit="epoch", disable=not (cfg.progress and ctx.main), initial=start, total=cfg.epochs)
+    epochs = range(start, cfg.epochs) if budget is None else itertools.count(start)
+    total = cfg.epochs if budget is None else None
+    bar = tqdm(epochs, desc="train", unit="epoch", disable=not (cfg.progress and ctx.main), initial=start, total=total)
+    done, steps = start, 0
+    spent = budget is not None and elapsed() >= budget
     try:
-        for epoch in bar:
+        for epoch in ([] if spent else bar):
             t0 = time.perf_counter()
             seed_global(cfg.seed, "dropout", epoch, *([ctx.rank] if ctx.active else []))  # own dropout masks per process
             generator = torch_generator(cfg.seed, "sampling", epoch)
-            factor = lr_factor(epoch, cfg)
-            optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
-            optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
-            reg = code_reg_at(epoch, cfg)
             sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
             batches = torch.randperm(len(store), generator=generator).split(cfg.scenes_per_batch)
             draw = lambda scenes: store.sample_rows(scenes, cfg.samples_per_scene, generator, select=ctx.shard(len(scenes)), pin_memory=pin)  # noqa: E731
+            taken = 0
             for i, (scenes, rows) in enumerate(_in_order(draw, batches, ahead=prefetch)):
+                now = ctx.from_main(elapsed()) if budget is not None else 0.0  # rank 0's clock: every process agrees
+                if budget is not None and now >= budget:
+                    spent = True
+                    break
+                factor, reg = schedule(epoch, now)
+                optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
+                optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
                 local = ctx.shard(len(scenes))
                 rows = rows.to(device, non_blocking=pin)
                 obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
@@ -344,12 +405,18 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
                     )
                 except NonFiniteLoss as e:
                     raise _stopped(e, run, state, ctx, epoch, i, len(batches), steps_per_epoch, latest) from None
+                steps, taken = steps + 1, taken + 1
                 for k in sums:
-                    sums[k] += getattr(stats, k) / len(batches)
+                    sums[k] += getattr(stats, k)
+            if taken == 0:  # the budget ran out before this epoch's first step
+                break
+            sums = {k: v / taken for k, v in sums.items()}
             seconds = time.perf_counter() - t0
+            done = epoch + 1
             row = {
-                "epoch": epoch + 1, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor,
+                "epoch": done, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor,
                 "code_reg_weight": reg, "seconds": seconds, "points_per_second": len(store) * cfg.samples_per_scene / seconds,
+                **({"elapsed_seconds": round(elapsed(), 3), "batches": taken} if budget is not None else {}),
             }
             if ctx.main:
                 history.append(row)
@@ -357,12 +424,18 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device) -> TrainedM
                     f.write(json.dumps(row) + "\n")
                 if writer is not None:
                     for k in ("loss", "data", "prior", "lr_decoder", "lr_codes", "points_per_second"):
-                        writer.add_scalar(f"train/{k}", row[k], epoch + 1)
+                        writer.add_scalar(f"train/{k}", row[k], done)
                 bar.set_postfix(loss=f"{sums['loss']:.4f}")
-                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-                    _save(run, state, epoch + 1)
-        if ctx.main and start >= cfg.epochs and not latest.is_file():
-            _save(run, state, cfg.epochs)
+                if done % cfg.checkpoint_every == 0 or (budget is None and done == cfg.epochs):
+                    _save(run, state, done, elapsed_seconds=elapsed())
+            if spent:
+                break
+        if ctx.main and budget is not None and done > start:
+            _save(run, state, done, elapsed_seconds=elapsed())  # the budget is spent: its checkpoint
+        if ctx.main and budget is not None:
+            _write_budget(run, cfg, budget, recipe, done, steps, elapsed(), start, factor if steps else None)
+        if ctx.main and not latest.is_file() and (start >= cfg.epochs if budget is None else spent):
+            _save(run, state, done, elapsed_seconds=elapsed())
     finally:
         if writer is not None:
             writer.close()
@@ -404,6 +477,28 @@ def _stopped(error: NonFiniteLoss, run: Path, state: _State, ctx: DistContext, e
         f"is saved in {last_good} ({resume}). Hint: lower lr_decoder/lr_codes, use amp=off or bf16 instead of fp16, "
         "or check the data for NaNs."
     )
+
+
+def _write_budget(run: Path, cfg: TrainConfig, budget: float, recipe: dict | None, epochs: int, steps: int, elapsed: float, start: int, last_factor: float | None) -> None:
+    """``RUN_DIR/budget.json``: the budget, what chose the recipe, and how far training got."""
+    halvings = [k * cfg.lr_halve_every / cfg.epochs for k in range(1, cfg.epochs // cfg.lr_halve_every + 1)] if cfg.lr_halve_every > 0 and cfg.epochs > 0 else []
+    record = {
+        "budget": cfg.budget,
+        "budget_seconds": budget,
+        "recipe": recipe or {"name": "as configured", "reason": "the configuration given (model= or explicit keys)"},
+        "elapsed_seconds": round(elapsed, 3),
+        "epochs_done": epochs,
+        "steps_this_session": steps,
+        "resumed_from_epoch": start,
+        "schedule": {
+            "epochs_laid_over_budget": cfg.epochs,
+            "lr_halved_at_budget_fractions": [round(h, 4) for h in halvings if h < 1.0],
+            "prior_ramp_ends_at_budget_fraction": round(min(1.0, cfg.code_reg_rampup_epochs / cfg.epochs), 4) if cfg.epochs > 0 else 0.0,
+        },
+        "last_step_lr_decoder": None if last_factor is None else cfg.lr_decoder * last_factor,
+        "last_step_lr_codes": None if last_factor is None else cfg.lr_codes * last_factor,
+    }
+    atomic_write(run / "budget.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
 
 
 def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
