@@ -59,7 +59,7 @@ def test_top_level_help_lists_the_commands():
 
 def test_command_help_shows_its_config():
     out = cli("train", "--help")
-    assert out.returncode == 0 and "samples_per_scene" in out.stdout and "model: deepsdf, schema, small" in out.stdout
+    assert out.returncode == 0 and "samples_per_scene" in out.stdout and "model: budget_cpu, deepsdf, schema, small" in out.stdout and "budget:" in out.stdout
 
 
 def test_missing_data_directory_is_one_line(tmp_path):
@@ -87,11 +87,13 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path):
     out = cli(
         "demo", f"output={tmp_path / 'demo'}", "shapes.shapes_per_family=2", "shapes.families=[chair,table]",
         "samples.num_samples=3000", "samples.surface_points=2000", "train.epochs=30", "train.samples_per_scene=512",
-        "fit.iterations=10", "observe.num_surface=200", "resolution=24", "reconstruct=1", timeout=300,
+        "fit.iterations=10", "observe.num_surface=200", "resolution=24", "training_meshes=1", "reconstruct_samples=500", timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["test_shapes"] and summary["train_shapes"] == 2
-    assert set(summary["seconds"]) >= {"generate", "prep", "train", "complete", "mesh", "eval", "total"}
+    assert set(summary["seconds"]) >= {"generate", "prep", "train", "complete", "reconstruct", "mesh", "eval", "total"}
     assert {"chamfer", "fscore@1%"} <= set(summary["completion"])
+    assert summary["reconstruction"]["shapes"] == len(summary["test_shapes"])  # the held-out shapes, from their SDF samples
+    assert set(summary["reconstruction_references"]) == {"mean_shape", "retrieval", "oracle"}
     assert (tmp_path / "demo" / "run" / "checkpoints" / "latest.pt").is_file()

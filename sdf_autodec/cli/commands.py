@@ -44,7 +44,7 @@ def run_train(cfg: TrainConfig) -> None:
             cfg = apply_preset(cfg, recipe.name, keep=given)
             print(f"train: budget {cfg.budget}, recipe {recipe.name} ({recipe.reason})")
     model = train(cfg, recipe=None if recipe is None else recipe.as_dict())
-    print(f"train: {len(model.ids)} shapes; checkpoint: {model.checkpoint}")
+    print(f"train: {len(model.ids)} training instances; checkpoint: {model.checkpoint}")
 
 
 def run_complete(cfg: CompleteConfig) -> None:

@@ -1,8 +1,9 @@
 """``sdf-autodec demo``: the whole pipeline on the bundled procedural shapes, in a few minutes on a CPU.
 
 generate shapes → prep (SDF samples, surface samples, one virtual scan per shape) → train the small
-model on the train split → complete the scans of the held-out test shapes → mesh a few training
-shapes → evaluate both against ground truth → ``OUTPUT/summary.json``.
+model on the train split → complete the scans of the held-out test shapes → reconstruct the held-out
+shapes from their SDF samples (DeepSDF's protocol, with the mean-shape, retrieval and oracle rows)
+→ mesh a few training shapes → evaluate against ground truth → ``OUTPUT/summary.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig
 from sdf_autodec.shapes.observations import ObservationConfig
 from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
 from sdf_autodec.shapes.train import TrainConfig, train
 
 
@@ -46,8 +48,10 @@ class DemoConfig:
     """How the held-out scans become SDF observations."""
     resolution: int = 128
     """Marching-cubes grid of the completed and reconstructed meshes."""
-    reconstruct: int = 4
-    """Training shapes to mesh and score (reconstruction quality, for comparison)."""
+    training_meshes: int = 4
+    """Training shapes whose codes are meshed and scored (how well the model holds what it was trained on)."""
+    reconstruct_samples: int = 4000
+    """SDF samples per step when reconstructing the held-out shapes (started from the nearest training code)."""
     seed: int = 0
     """Seed of every stage."""
 
@@ -89,8 +93,13 @@ def run_demo(cfg: DemoConfig) -> dict:
         mesh=MeshConfig(resolution=cfg.resolution), batch_size=len(test_keys),
     )
     stage("complete", lambda: complete(complete_cfg))
-    recon_ids = model.ids[: cfg.reconstruct]
-    stage("mesh", lambda: mesh_run(MeshRunConfig(run=str(run_dir), output=str(out / "reconstructed"), ids=recon_ids, resolution=cfg.resolution)))
+    recon_cfg = ReconstructConfig(
+        run=str(run_dir), data=str(data_dir), split="test", output=str(out / "reconstructed"), fit=fit, samples=cfg.reconstruct_samples,
+        init="nearest", mesh=MeshConfig(resolution=cfg.resolution), batch_size=len(test_keys),
+    )
+    recon = stage("reconstruct", lambda: reconstruct(recon_cfg))
+    train_ids = model.ids[: cfg.training_meshes]
+    stage("mesh", lambda: mesh_run(MeshRunConfig(run=str(run_dir), output=str(out / "training_shapes"), ids=train_ids, resolution=cfg.resolution)))
 
     def score(pred: Path, name: str) -> dict | None:
         if not any(pred.glob("*.ply")):
@@ -98,7 +107,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             return None
         return evaluate(EvalConfig(pred=str(pred), gt=str(data_dir), output=str(out / f"metrics_{name}.json"), seed=cfg.seed, progress=False))
 
-    completion, reconstruction = stage("eval", lambda: (score(out / "completed", "completion"), score(out / "reconstructed", "reconstruction")))
+    completion, training_shapes = stage("eval", lambda: (score(out / "completed", "completion"), score(out / "training_shapes", "training_shapes")))
     pick = ("chamfer", "chamfer_x1000", "chamfer_l1", "fscore@1%", "fscore@2%", "normal_consistency")
 
     def brief(result: dict | None) -> dict:
@@ -106,9 +115,19 @@ def run_demo(cfg: DemoConfig) -> dict:
             return {"shapes": 0, **{k: None for k in pick}}
         return {"shapes": result["count"], **{k: result["mean"][k] for k in pick}, "median_chamfer": result["median"]["chamfer"]}
 
+    def brief_recon(method: str) -> dict:
+        entry = recon.get("methods", {}).get(method)
+        if not entry or not entry["normalized"]["mean"]:
+            return {"shapes": 0, **{k: None for k in pick}}
+        m = entry["normalized"]
+        return {"shapes": len(m["shapes"]), **{k: m["mean"].get(k) for k in pick}, "median_chamfer": m["median"]["chamfer"]}
+
     summary = {
         "completion": brief(completion),
-        "reconstruction": brief(reconstruction),
+        "reconstruction": brief_recon("ours"),
+        "reconstruction_references": {m: brief_recon(m) for m in ("mean_shape", "retrieval", "oracle")},
+        "reconstruction_seconds_per_shape": recon["seconds_per_shape"],
+        "training_shapes": brief(training_shapes),
         "seconds": {**seconds, "total": round(sum(seconds.values()), 2)},
         "train_shapes": len(model.ids),
         "test_shapes": [k.id for k in test_keys],
@@ -117,20 +136,22 @@ def run_demo(cfg: DemoConfig) -> dict:
             "run": str(run_dir),
             "completed_meshes": str(out / "completed"),
             "reconstructed_meshes": str(out / "reconstructed"),
-            "metrics": [str(out / "metrics_completion.json"), str(out / "metrics_reconstruction.json")],
+            "training_shape_meshes": str(out / "training_shapes"),
+            "metrics": [str(out / "metrics_completion.json"), str(out / "reconstructed" / "reconstruction.json"), str(out / "metrics_training_shapes.json")],
         },
         "config": json.loads(json.dumps(asdict(cfg))),
     }
     write_json(out / "summary.json", summary)
     print(f"\n[demo] done in {summary['seconds']['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
-    for name in ("completion", "reconstruction"):
-        m = summary[name]
+    rows = [("completion", summary["completion"]), ("reconstruction", summary["reconstruction"])]
+    rows += [(f"  vs {m}", r) for m, r in summary["reconstruction_references"].items()] + [("training shapes", summary["training_shapes"])]
+    for name, m in rows:
         if m["shapes"]:
             print(
                 f"  {name} ({m['shapes']} shapes): chamfer {m['chamfer']:.5f} (x1000: {m['chamfer_x1000']:.2f}), "
                 f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m['normal_consistency']:.3f}"
             )
-    print(f"  meshes: {out / 'completed'} and {out / 'reconstructed'}; summary: {out / 'summary.json'}")
+    print(f"  meshes: {out / 'completed'}, {out / 'reconstructed'}, {out / 'training_shapes'}; summary: {out / 'summary.json'}")
     return summary
 
 

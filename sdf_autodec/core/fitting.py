@@ -96,21 +96,34 @@ Sampler = Callable[[int, int], Observations]
 
 
 @torch.no_grad()
-def nearest_codes(decoder: nn.Module, table: torch.Tensor, obs: Observations, element_loss: ElementLoss, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each of the K instances of ``obs``, the row of ``table: (T, D)`` whose data loss on it is lowest.
+def nearest_codes(
+    decoder: nn.Module,
+    table: torch.Tensor,
+    obs: Observations,
+    element_loss: ElementLoss,
+    probe: Observations | None = None,
+    shortlist: int = 16,
+) -> torch.Tensor:
+    """For each of the K instances of ``obs``, the row of ``table: (T, D)`` whose data loss on it is lowest: ``(K,)``.
 
-    Returns ``(index: (K,), losses: (K, T))``: retrieval of a known code by what was observed, the
-    start of a fit (DeepSDF starts from noise) and a baseline of its own. T·K decoder passes of N queries.
+    Retrieval of a known code by what was observed: the start of a fit (DeepSDF starts from noise)
+    and a baseline of its own. With ``probe`` (a subset of ``obs``, e.g. a few hundred of its
+    queries), every row is first tried on ``probe`` and only each instance's ``shortlist`` best on all
+    of ``obs``: T passes of the probe and ``shortlist`` of ``obs``, instead of T of ``obs``.
     """
     k = obs.num_instances
-    losses = torch.empty(k, len(table), device=table.device)
     with frozen(decoder):
-        for t in range(len(table)):
-            codes = table[t : t + 1].expand(k, -1)
-            for a in range(0, k, chunk):
-                sub = obs.select(slice(a, a + chunk))
-                losses[a : a + chunk, t] = instance_data_loss(element_loss(decoder(codes[a : a + chunk], sub.queries), sub), sub.weights)
-    return losses.argmin(dim=1), losses
+        def losses_of(rows: torch.Tensor, on: Observations) -> torch.Tensor:  # rows: (K,) a table row per instance
+            return instance_data_loss(element_loss(decoder(table[rows], on.queries), on), on.weights)
+
+        every = torch.arange(len(table), device=table.device)
+        if probe is None or len(table) <= shortlist:
+            candidates = every[None].expand(k, -1)  # (K, T)
+        else:
+            first = torch.stack([losses_of(t.expand(k), probe) for t in every], dim=1)  # (K, T)
+            candidates = first.topk(shortlist, dim=1, largest=False).indices  # (K, S)
+        scores = torch.stack([losses_of(candidates[:, j], obs) for j in range(candidates.shape[1])], dim=1)  # (K, S)
+    return candidates.gather(1, scores.argmin(dim=1, keepdim=True)).squeeze(1)
 
 
 def fit_latents(

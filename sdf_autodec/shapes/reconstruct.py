@@ -49,6 +49,7 @@ from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
+from sdf_autodec.geometry.frames import parse_instance_id, rotation_set
 from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
 from sdf_autodec.shapes import metrics
 from sdf_autodec.shapes.evaluate import EvalConfig, GroundTruth, GroundTruthSource, read_surface, score_mesh
@@ -83,6 +84,11 @@ class ReconstructConfig:
     init: str = "random"
     """Starting code: ``random`` (``N(0, fit.init_std²)``, DeepSDF), ``nearest`` (the training code with
     the lowest loss on the shape's samples) or ``mean`` (the zero code)."""
+    retrieval_probe: int = 500
+    """Retrieval (``init=nearest`` and the retrieval row): every training code is tried on this many of
+    a shape's samples, and the ``retrieval_shortlist`` best on all ``samples`` of its scoring draw."""
+    retrieval_shortlist: int = 16
+    """Codes per shape kept for the second round of retrieval."""
     clamp: float = 0.0
     """Clamp δ of the loss; 0: the checkpoint's (DeepSDF)."""
     batch_size: int = 16
@@ -188,7 +194,10 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
         def sample(restart: int, step: int, batch=batch, gens=gens) -> Observations:
             return _observations([_draw(s, cfg.samples, gens[s.key.id]) for s in batch], device)
 
-        index, _ = nearest_codes(model.decoder, model.latents, scoring, element_loss)
+        half, k = cfg.samples // 2, max(1, min(cfg.retrieval_probe, cfg.samples) // 2)
+        cols = torch.cat([torch.arange(k), half + torch.arange(k)]).to(device)  # as many from pos as from neg
+        probe = Observations(scoring.queries[:, cols], scoring.targets[:, cols])
+        index = nearest_codes(model.decoder, model.latents, scoring, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist)
         if cfg.init == "nearest":
             init = model.latents[index].clone()
         elif cfg.init == "mean":
@@ -300,7 +309,11 @@ def _aggregate(rows: dict[str, dict], how) -> dict:
 
 
 class _TrainingSurfaces:
-    """The run's training shapes' ground-truth surface samples, in the unit-sphere frame, for the oracle row."""
+    """The run's training instances' ground-truth surface samples (a rotated pose turned with its
+    rotation), in the unit-sphere frame, for the oracle row."""
+
+    SEARCH_POINTS = 3000
+    """Points a side when searching for the nearest instance; the one found is scored with all of them."""
 
     def __init__(self, model: TrainedModel):
         self.error = ""
@@ -311,28 +324,32 @@ class _TrainingSurfaces:
         except DatasetError as e:
             self.error = f"training shapes' surfaces not available ({e})"
             return
-        for sid in model.ids:
+        rotations = rotation_set(str(model.config.get("rotations", "none")))
+        for name in model.ids:
+            sid, r = parse_instance_id(name)
             if sid not in source.ids:
                 continue
             gt = source.load(sid)
-            self.surfaces[sid] = (gt.norm.apply(gt.points), gt.normals)
+            turn = rotations[r]
+            self.surfaces[name] = (gt.norm.apply(gt.points) @ turn.T, None if gt.normals is None else gt.normals @ turn.T)
         if not self.surfaces:
             self.error = f"{data}: none of the run's training shapes has surface samples"
 
     def nearest(self, gt: GroundTruth, num_points: int, seed: int) -> tuple[str, dict] | str:
-        """The training shape nearest to ``gt`` by Chamfer (unit sphere) and its metrics in both frames, or why not."""
+        """The training instance nearest to ``gt`` by Chamfer (unit sphere) and its metrics in both frames, or why not."""
         if self.error:
             return self.error
         rng = np.random.default_rng(seed)
         target = gt.norm.apply(gt.points)
         pick = rng.choice(len(target), min(num_points, len(target)), replace=False)
         target, target_normals = target[pick], None if gt.normals is None else gt.normals[pick]
+        probe = target[: self.SEARCH_POINTS]  # a random subset already (pick is a random permutation's head)
         best, best_chamfer = None, float("inf")
-        for sid, (points, _) in self.surfaces.items():
-            sub = points[rng.choice(len(points), min(num_points, len(points)), replace=False)]
-            c = metrics.point_metrics(sub, target)["chamfer"]
+        for name, (points, _) in self.surfaces.items():
+            sub = points[rng.choice(len(points), min(self.SEARCH_POINTS, len(points)), replace=False)]
+            c = metrics.point_metrics(sub, probe)["chamfer"]
             if c < best_chamfer:
-                best, best_chamfer = sid, c
+                best, best_chamfer = name, c
         points, normals = self.surfaces[best]
         sub = rng.choice(len(points), min(num_points, len(points)), replace=False)
         pred, pred_normals = points[sub], None if normals is None else normals[sub]

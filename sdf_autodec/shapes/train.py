@@ -58,6 +58,7 @@ from sdf_autodec.core.engine import Autodecoder, NonFiniteLoss, make_optimizer, 
 from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.geometry.frames import instance_id, rotation_set
 from sdf_autodec.nn.mlp import DecoderConfig, decoder_config_from_dict
 from sdf_autodec.nn.registry import build_decoder
 from sdf_autodec.optional import tensorboard_writer
@@ -107,6 +108,10 @@ class TrainConfig:
     """Std of the initial codes; 0 means 1/sqrt(latent_size) (DeepSDF)."""
     code_max_norm: float = 1.0
     """Codes are capped at this norm (0 disables the cap)."""
+    rotations: str = "none"
+    """Pose augmentation: ``none``, or ``cube``: each shape is also trained in its 23 other cube
+    rotations (signed axis permutations, which keep DeepSDF's frame exact), each pose an instance
+    with its own code (id ``<id>@r<k>``): for datasets with no common up axis or front (PSB, ModelNet)."""
     weight_decay: float = 0.0
     """L2 weight decay on the decoder."""
     checkpoint_every: int = 50
@@ -278,6 +283,7 @@ def _validate(cfg: TrainConfig) -> None:
         raise ValueError(f"impossible training config: epochs={cfg.epochs}, scenes_per_batch={cfg.scenes_per_batch}, samples_per_scene={cfg.samples_per_scene}")
     if cfg.budget:
         parse_budget(cfg.budget)
+    rotation_set(cfg.rotations)
     if cfg.amp not in AMP_DTYPES:
         raise ValueError(f"amp={cfg.amp!r}: choose one of {', '.join(AMP_DTYPES)}")
     for name in ("tensorboard", "prefetch"):
@@ -309,12 +315,14 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     store = PackedSdfSamples(cfg.data, keys)
     if ctx.main:
         ctx.barrier()
-    ids = store.ids
+    rotations = torch.from_numpy(rotation_set(cfg.rotations)).float()  # (R, 3, 3), the identity first
+    poses = len(rotations)
+    ids = [instance_id(shape, r) for shape in store.ids for r in range(poses)]  # instance i: shape i // R in pose i % R
 
     seed_global(cfg.seed, "init")
     decoder = build_decoder(cfg.model).to(device)
     init_std = cfg.code_init_std or 1.0 / math.sqrt(cfg.model.latent_size)
-    latents = LatentTable(len(store), cfg.model.latent_size, init_std, cfg.code_max_norm or None, torch_generator(cfg.seed, "codes")).to(device)
+    latents = LatentTable(len(ids), cfg.model.latent_size, init_std, cfg.code_max_norm or None, torch_generator(cfg.seed, "codes")).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes, cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
     state = _State(cfg, decoder, latents, optimizer, scaler, ids)
@@ -360,7 +368,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     amp_dtype = AMP_DTYPES[cfg.amp]
     pin = device.type == "cuda"
     prefetch = cfg.prefetch == "on" or (cfg.prefetch == "auto" and device.type == "cuda")
-    steps_per_epoch = math.ceil(len(store) / cfg.scenes_per_batch)
+    steps_per_epoch = math.ceil(len(ids) / cfg.scenes_per_batch)
     budget = parse_budget(cfg.budget) if cfg.budget else None
     t_start = clock()
     elapsed = lambda: elapsed_before + clock() - t_start  # noqa: E731  (seconds of training, resumed runs included)
@@ -382,9 +390,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
             seed_global(cfg.seed, "dropout", epoch, *([ctx.rank] if ctx.active else []))  # own dropout masks per process
             generator = torch_generator(cfg.seed, "sampling", epoch)
             sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
-            batches = torch.randperm(len(store), generator=generator).split(cfg.scenes_per_batch)
-            draw = lambda scenes: store.sample_rows(scenes, cfg.samples_per_scene, generator, select=ctx.shard(len(scenes)), pin_memory=pin)  # noqa: E731
-            taken = 0
+            batches = torch.randperm(len(ids), generator=generator).split(cfg.scenes_per_batch)
+            draw = lambda scenes: _posed_rows(store, rotations, scenes, cfg.samples_per_scene, generator, ctx.shard(len(scenes)), pin)  # noqa: E731
+            taken, points = 0, 0
             for i, (scenes, rows) in enumerate(_in_order(draw, batches, ahead=prefetch)):
                 now = ctx.from_main(elapsed()) if budget is not None else 0.0  # rank 0's clock: every process agrees
                 if budget is not None and now >= budget:
@@ -405,7 +413,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
                     )
                 except NonFiniteLoss as e:
                     raise _stopped(e, run, state, ctx, epoch, i, len(batches), steps_per_epoch, latest) from None
-                steps, taken = steps + 1, taken + 1
+                steps, taken, points = steps + 1, taken + 1, points + len(scenes) * cfg.samples_per_scene
                 for k in sums:
                     sums[k] += getattr(stats, k)
             if taken == 0:  # the budget ran out before this epoch's first step
@@ -415,7 +423,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
             done = epoch + 1
             row = {
                 "epoch": done, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor,
-                "code_reg_weight": reg, "seconds": seconds, "points_per_second": len(store) * cfg.samples_per_scene / seconds,
+                "code_reg_weight": reg, "seconds": seconds, "points_per_second": points / seconds,
                 **({"elapsed_seconds": round(elapsed(), 3), "batches": taken} if budget is not None else {}),
             }
             if ctx.main:
@@ -443,6 +451,18 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
             _plot_losses(history, run / "loss.png")
     ctx.barrier()  # the other processes read the checkpoint rank 0 has just written
     return load_trained(run, str(device))
+
+
+def _posed_rows(store: PackedSdfSamples, rotations: torch.Tensor, instances: torch.Tensor, n: int, generator: torch.Generator, select: torch.Tensor | None, pin: bool) -> torch.Tensor:
+    """``(B, n, 4)`` rows of training instances ``instances: (B,)`` (or of their ``select`` share): the
+    samples of shape ``i // R`` with their points turned by rotation ``i % R`` (an SDF is unchanged
+    by a rotation of its points). One rotation (none) draws exactly what the store draws."""
+    poses = len(rotations)
+    rows = store.sample_rows(instances // poses, n, generator, select=select, pin_memory=pin)
+    if poses > 1:
+        mine = instances if select is None else instances[select]
+        rows[..., :3] = torch.einsum("bij,bnj->bni", rotations[mine % poses], rows[..., :3])
+    return rows
 
 
 def _in_order(fetch, items, ahead: bool):
