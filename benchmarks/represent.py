@@ -29,6 +29,7 @@ the same per variant when there are several.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -51,16 +52,18 @@ ANCHOR = {
 }  # fmt: skip
 
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
-    # name: (train overrides, reconstruct overrides); "recipe" is what a user gets
+    # name: (train overrides, reconstruct overrides); "recipe" is what a user gets: `train budget=...`, `reconstruct fit=fast`
     "recipe": ([], []),
-    "recipe, no rotations": (["rotations=none"], []),
-    "recipe, 16 x 2048 batches": (["scenes_per_batch=16", "samples_per_scene=2048"], []),
-    "recipe, no dropout": (["model.dropout=0.0"], []),
     "recipe, DeepSDF fit": ([], ["fit=deepsdf"]),
     "recipe, random start": ([], ["init=random"]),
     "recipe, fixed samples": ([], ["resample=false"]),
-    "deepsdf preset": (["model=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
-    "small preset": (["model=small"], []),
+    "recipe, 200 steps x 4000": ([], ["fit.iterations=200", "samples=4000"]),
+    "recipe, mesh 96": ([], ["mesh.resolution=96"]),
+    "deepsdf preset, 16 x 2048": (["model=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
+    "6 x 256, cube rotations": (["model.depth=6", "model.width=256", "model.latent_size=128", "model.skip_layers=[3]", "model.dropout=0.1",
+                                 "scenes_per_batch=32", "samples_per_scene=1024", "lr_decoder=1e-3", "lr_codes=2e-3", "rotations=cube"], []),
+    "6 x 256": (["model.depth=6", "model.width=256", "model.latent_size=128", "model.skip_layers=[3]", "model.dropout=0.1",
+                 "scenes_per_batch=32", "samples_per_scene=1024", "lr_decoder=1e-3", "lr_codes=2e-3"], []),
 }
 
 
@@ -86,25 +89,44 @@ def prepare(cls: str, work: Path, samples: int, log: Path) -> Path:
     return data
 
 
-def run_variant(name: str, cls: str, data: Path, budget: str, out: Path, work: Path, log: Path) -> dict:
+def slug_of(name: str) -> str:
+    return name.replace(", ", "_").replace(" ", "_")
+
+
+def run_name(cls: str, budget: str, train_extra: list[str]) -> str:
+    """The run folder of a class, budget and set of training overrides (shared by the variants that only change the fit)."""
+    key = hashlib.sha1(json.dumps(train_extra).encode()).hexdigest()[:8]
+    return f"run_{cls}_{budget}_{key}"
+
+
+def run_variant(name: str, cls: str, data: Path, budget: str, out: Path, work: Path, log: Path, trained: dict, reuse: bool = False) -> dict:
+    """Train (unless a variant with the same training overrides already did, in this invocation) and reconstruct."""
     train_extra, recon_extra = VARIANTS[name]
-    slug = name.replace(", ", "_").replace(" ", "_")
-    run = work / f"run_{slug}_{cls}_{budget}"
+    slug = slug_of(name)
     recon = work / f"recon_{slug}_{cls}_{budget}"
-    shutil.rmtree(run, ignore_errors=True)
     shutil.rmtree(recon, ignore_errors=True)
     t0 = time.perf_counter()
-    cli("train", f"data={data}", f"run={run}", "split=represent_train", f"budget={budget}", "progress=false", "tensorboard=off", *train_extra, log=log)
+    run = work / run_name(cls, budget, train_extra)
+    if (cls, tuple(train_extra)) in trained:
+        run, train_wall = trained[(cls, tuple(train_extra))]
+    elif reuse and (run / "budget.json").is_file() and json.loads((run / "budget.json").read_text())["budget"] == budget:
+        train_wall = float("nan")  # trained by an earlier invocation
+        trained[(cls, tuple(train_extra))] = (run, train_wall)
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        cli("train", f"data={data}", f"run={run}", "split=represent_train", f"budget={budget}", "progress=false", "tensorboard=off", *train_extra, log=log)
+        train_wall = time.perf_counter() - t0
+        trained[(cls, tuple(train_extra))] = (run, train_wall)
     t1 = time.perf_counter()
     cli("reconstruct", f"run={run}", f"data={data}", "split=represent_test", f"output={recon}", "fit=fast", "progress=false", *recon_extra, log=log)
     t2 = time.perf_counter()
-    keep = out / slug / cls
+    keep = out / slug / cls  # small outputs only: the report, the budget record, the config
     keep.mkdir(parents=True, exist_ok=True)
     for src in (recon / "reconstruction.json", recon / "reconstruction.csv", run / "budget.json", run / "train_config.json"):
         shutil.copy(src, keep / src.name)
     report = json.loads((recon / "reconstruction.json").read_text())
     methods = report["methods"]
-    row = {"variant": name, "class": cls, "train_wall_s": round(t1 - t0, 1), "reconstruct_wall_s": round(t2 - t1, 1), "seconds_per_shape": report["seconds_per_shape"]}
+    row = {"variant": name, "class": cls, "run": str(run), "train_wall_s": round(train_wall, 1), "reconstruct_wall_s": round(t2 - t1, 1), "seconds_per_shape": report["seconds_per_shape"]}
     budget_record = json.loads((run / "budget.json").read_text())
     row["epochs"] = budget_record["epochs_done"]
     row["recipe"] = budget_record["recipe"]["name"]
@@ -159,6 +181,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=0, help="SDF samples per mesh (default 250000; --quick: 50000)")
     parser.add_argument("--work", default="", help="folder for data, runs and meshes (default: a temporary one)")
     parser.add_argument("--out", default="", help="folder for the stored results (default: WORK/results)")
+    parser.add_argument("--reuse", action="store_true", help="reuse a run in WORK trained with the same class, budget and overrides (for fit-only variants)")
     args = parser.parse_args()
     if not PSB.is_dir():
         print(f"[represent] skipped: {PSB} not found (the PSB meshes of ../shared/data)")
@@ -178,18 +201,18 @@ def main() -> None:
     os.environ.setdefault("PYTHONPATH", str(REPO))
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     print(f"[represent] budget {budget} per class, {samples} samples per mesh, classes {classes}, variants {variants}; log {log}", flush=True)
-    rows = []
+    rows, trained = [], {}
     for cls in classes:
         data = prepare(cls, work, samples, log)
         for name in variants:
-            rows.append(run_variant(name, cls, data, budget, out, work, log))
+            rows.append(run_variant(name, cls, data, budget, out, work, log, trained, args.reuse))
     text = table(rows, budget)
     print("\n" + text)
     (out / "table.md").write_text(text)
     result: dict = {"budget": budget, "samples_per_mesh": samples, "anchor": ANCHOR}
     for name in variants:
         mine = [r for r in rows if r["variant"] == name]
-        prefix = "" if name == "recipe" else f"{name.replace(', ', '_').replace(' ', '_')}."
+        prefix = "" if name == "recipe" else f"{slug_of(name)}."
         for r in mine:
             result[f"{prefix}chamfer_median_{r['class']}"] = r["ours"]["chamfer_median"]
             result[f"{prefix}chamfer_mean_{r['class']}"] = r["ours"]["chamfer_mean"]

@@ -198,9 +198,32 @@ def test_schedule_epoch_maps_budget_fractions_onto_epochs():
 def test_budget_recipe_keeps_what_the_user_gave():
     recipe = budget_recipe("cpu")
     values = preset_values(recipe.name)
-    cfg = apply_preset(TrainConfig(data="d", run="r", budget="30m", scenes_per_batch=3), recipe.name, keep={"scenes_per_batch", "model.width"})
-    assert cfg.scenes_per_batch == 3 and cfg.model.width == TrainConfig().model.width  # kept as given
-    assert cfg.model.depth == values["model"]["depth"] and cfg.lr_decoder == values["lr_decoder"]
+    given = TrainConfig(data="d", run="r", budget="30m", scenes_per_batch=3, lr_codes=0.123)
+    given.model.depth = 3
+    cfg = apply_preset(given, recipe.name, keep={"scenes_per_batch", "model.depth", "lr_codes"})
+    assert (cfg.scenes_per_batch, cfg.model.depth, cfg.lr_codes) == (3, 3, 0.123)  # kept as given
+    assert cfg.model.width == values["model"]["width"] and cfg.lr_decoder == values["lr_decoder"] and cfg.epochs == values["epochs"]
     assert cfg.budget == "30m" and isinstance(cfg, TrainConfig)
     with pytest.raises(ValueError, match="no training preset"):
         preset_values("nope")
+
+
+def test_cube_rotations_and_posed_samples(data_dir):
+    """24 distinct proper rotations, identity first; a posed instance's samples are its shape's,
+    turned, with the same SDF; ids round-trip."""
+    from sdf_autodec.geometry.frames import cube_rotations, instance_id, parse_instance_id
+    from sdf_autodec.shapes.dataset import PackedSdfSamples, resolve_split
+    from sdf_autodec.shapes.train import _posed_rows
+
+    r = cube_rotations()
+    assert r.shape == (24, 3, 3) and np.array_equal(r[0], np.eye(3))
+    assert np.allclose(np.linalg.det(r), 1.0) and len({m.tobytes() for m in r}) == 24
+    assert np.allclose(r @ r.transpose(0, 2, 1), np.eye(3))
+    assert parse_instance_id(instance_id("chair_01", 5)) == ("chair_01", 5) and parse_instance_id("a@rb") == ("a@rb", 0)
+    store = PackedSdfSamples(data_dir, resolve_split(data_dir, "all"))
+    rot = torch.from_numpy(r).float()
+    instances = torch.tensor([0, 1, 24 + 7])  # shape 0 as given, shape 0 in pose 1, shape 1 in pose 7
+    posed = _posed_rows(store, rot, instances, 64, torch.Generator().manual_seed(0), None, False)
+    plain = store.sample_rows(instances // 24, 64, torch.Generator().manual_seed(0))
+    assert torch.equal(posed[0], plain[0]) and torch.equal(posed[..., 3], plain[..., 3])
+    assert torch.allclose(posed[1, :, :3], plain[1, :, :3] @ rot[1].T) and torch.allclose(posed[2, :, :3], plain[2, :, :3] @ rot[7].T)

@@ -32,7 +32,8 @@ class Recipe:
 BUDGET_RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(
         "budget_cpu",
-        "measured best at a fixed CPU budget on held-out PSB shapes (benchmarks/represent.py; benchmarks/RESULTS.md, 'Representation at equal compute')",
+        "DeepSDF's decoder at 16 x 2048 samples per step, the schedule laid over the budget: the best of the recipes measured "
+        "at a CPU budget on held-out PSB shapes (conf/model/budget_cpu.yaml; benchmarks/RESULTS.md, 'benchmarks/represent.py')",
     ),
     "cuda": Recipe("deepsdf", "no recipe was measured on a GPU yet: DeepSDF's own"),
 }

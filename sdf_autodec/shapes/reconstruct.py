@@ -81,6 +81,12 @@ class ReconstructConfig:
     """SDF samples per shape and step, half from ``pos``, half from ``neg`` (DeepSDF: 8000)."""
     resample: bool = True
     """Redraw the samples at every step (DeepSDF); ``false``: one fixed draw for the whole fit."""
+    far_share: float = 0.0
+    """Share of each step's samples drawn from those at least ``far_from`` from the surface (0: DeepSDF's
+    draw). DeepSDF's samples crowd the surface (47 in 50), so a fitted code pays little for surface
+    where the shape has free space; drawing more of the far ones makes it pay."""
+    far_from: float = 0.05
+    """``|sdf|`` from which a sample counts as far (unit-sphere frame)."""
     init: str = "random"
     """Starting code: ``random`` (``N(0, fit.init_std²)``, DeepSDF), ``nearest`` (the training code with
     the lowest loss on the shape's samples) or ``mean`` (the zero code)."""
@@ -116,6 +122,7 @@ class _Shape:
     key: ShapeKey
     pos: torch.Tensor  # (P, 4)
     neg: torch.Tensor  # (Q, 4)
+    far: torch.Tensor  # (F, 4): the rows of both with |sdf| >= far_from
 
 
 def _validate(cfg: ReconstructConfig) -> None:
@@ -125,6 +132,8 @@ def _validate(cfg: ReconstructConfig) -> None:
         raise ValueError(f"init={cfg.init!r}: choose one of {', '.join(INITS)}")
     if cfg.frame not in FRAMES:
         raise ValueError(f"frame={cfg.frame!r}: choose normalized or source")
+    if not 0.0 <= cfg.far_share < 1.0:
+        raise ValueError(f"far_share={cfg.far_share}: give a share in [0, 1)")
     if cfg.samples < 2 or cfg.batch_size < 1 or cfg.fit.iterations < 1:
         raise ValueError(f"impossible reconstruct config: samples={cfg.samples}, batch_size={cfg.batch_size}, fit.iterations={cfg.fit.iterations}")
 
@@ -147,10 +156,15 @@ def reconstruction_keys(data: str | Path, split: str = "") -> list[ShapeKey]:
     return keys
 
 
-def _draw(shape: _Shape, n: int, g: torch.Generator) -> torch.Tensor:
-    """``(n, 4)`` rows: ``n // 2`` from ``pos``, the rest from ``neg``, with replacement (DeepSDF)."""
-    half = n // 2
-    return torch.cat([shape.pos[torch.randint(len(shape.pos), (half,), generator=g)], shape.neg[torch.randint(len(shape.neg), (n - half,), generator=g)]])
+def _draw(shape: _Shape, n: int, g: torch.Generator, far_share: float = 0.0) -> torch.Tensor:
+    """``(n, 4)`` rows with replacement: ``round(far_share * n)`` from the far rows (when there are any),
+    then of the rest half from ``pos`` and half from ``neg`` (DeepSDF)."""
+    n_far = int(round(far_share * n)) if len(shape.far) else 0
+    half = (n - n_far) // 2
+    parts = [shape.pos[torch.randint(len(shape.pos), (half,), generator=g)], shape.neg[torch.randint(len(shape.neg), (n - n_far - half,), generator=g)]]
+    if n_far:
+        parts.append(shape.far[torch.randint(len(shape.far), (n_far,), generator=g)])
+    return torch.cat(parts)
 
 
 def _observations(rows: list[torch.Tensor], device: torch.device) -> Observations:
@@ -180,7 +194,8 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
             report["failed"][key.id] = str(e)
             tqdm.write(f"reconstruct: skipped {e}")
             continue
-        shapes.append(_Shape(key, torch.from_numpy(pos), torch.from_numpy(neg)))
+        rows = np.concatenate([pos, neg])
+        shapes.append(_Shape(key, torch.from_numpy(pos), torch.from_numpy(neg), torch.from_numpy(rows[np.abs(rows[:, 3]) >= cfg.far_from])))
 
     names, codes, retrieved = [], [], {}
     seconds = {"fit": 0.0, "mesh": 0.0}
@@ -189,13 +204,12 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
         t0 = time.perf_counter()
         # every draw is keyed by the shape's id: a shape's result does not depend on its batch
         gens = {s.key.id: torch_generator(cfg.fit.seed, "reconstruct", s.key.id) for s in batch}
-        scoring = _observations([_draw(s, cfg.samples, torch_generator(cfg.fit.seed, "score", s.key.id)) for s in batch], device)
+        scoring = _observations([_draw(s, cfg.samples, torch_generator(cfg.fit.seed, "score", s.key.id), cfg.far_share) for s in batch], device)
 
         def sample(restart: int, step: int, batch=batch, gens=gens) -> Observations:
-            return _observations([_draw(s, cfg.samples, gens[s.key.id]) for s in batch], device)
+            return _observations([_draw(s, cfg.samples, gens[s.key.id], cfg.far_share) for s in batch], device)
 
-        half, k = cfg.samples // 2, max(1, min(cfg.retrieval_probe, cfg.samples) // 2)
-        cols = torch.cat([torch.arange(k), half + torch.arange(k)]).to(device)  # as many from pos as from neg
+        cols = torch.randperm(cfg.samples, generator=torch_generator(cfg.fit.seed, "probe"))[: max(1, cfg.retrieval_probe)].to(device)  # pos, neg (and far) in proportion
         probe = Observations(scoring.queries[:, cols], scoring.targets[:, cols])
         index = nearest_codes(model.decoder, model.latents, scoring, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist)
         if cfg.init == "nearest":
