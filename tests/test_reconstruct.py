@@ -118,6 +118,21 @@ def test_bad_input_is_one_line(recon_run, data_dir, tmp_path):
         _recon(other, data_dir, tmp_path / "b")
     with pytest.raises(ValueError, match="init="):
         _recon(recon_run, data_dir, tmp_path / "c", init="best")
+    with pytest.raises(ValueError, match="far_share="):
+        _recon(recon_run, data_dir, tmp_path / "d", far_share=1.0)
+
+
+def test_far_share_draws_that_share_from_far_samples():
+    from sdf_autodec.shapes.reconstruct import _draw, _Shape
+
+    g = torch.Generator().manual_seed(0)
+    pos = torch.tensor([[0.0, 0, 0, 0.01], [0, 0, 0, 0.2]])
+    neg = torch.tensor([[0.0, 0, 0, -0.01]])
+    shape = _Shape(None, pos, neg, torch.cat([pos, neg])[torch.cat([pos, neg])[:, 3].abs() >= 0.05])
+    rows = _draw(shape, 100, g, far_share=0.5)
+    assert rows.shape == (100, 4) and (rows[50:, 3] == 0.2).all() and (rows[:25, 3] > 0).all() and (rows[25:50, 3] < 0).all()
+    plain = _draw(shape, 100, torch.Generator().manual_seed(0))
+    assert (plain[:50, 3] > 0).all() and (plain[50:, 3] < 0).all()  # DeepSDF's draw: half and half
 
 
 def test_cli_reconstruct_and_budget_errors(recon_run, data_dir, tmp_path):

@@ -1,7 +1,7 @@
 """Which training recipe a time budget gets when the user names none.
 
-``sdf-autodec train budget=30m`` without ``model=`` trains with the recipe that measured best for a
-budget on that kind of device (``BUDGET_RECIPES``; the table that chose it is in
+``sdf-autodec train budget=30m`` without ``model=`` trains with the recipe measured for a budget on
+that kind of device (``BUDGET_RECIPES``; the table that chose it is in
 ``benchmarks/RESULTS.md``, made by ``benchmarks/represent.py``). A recipe is a preset of
 ``conf/model/`` (the decoder and its schedule, batch and learning rates); keys the user gave on the
 command line are kept over it. ``model=deepsdf`` or any other preset still works with a budget.
@@ -32,8 +32,8 @@ class Recipe:
 BUDGET_RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(
         "budget_cpu",
-        "DeepSDF's decoder at 16 x 2048 samples per step, the schedule laid over the budget: the best of the recipes measured "
-        "at a CPU budget on held-out PSB shapes (conf/model/budget_cpu.yaml; benchmarks/RESULTS.md, 'benchmarks/represent.py')",
+        "DeepSDF's decoder at 16 x 2048 samples per step, the schedule laid over the budget: the recipe measured at a 30-minute "
+        "CPU budget on held-out PSB shapes (conf/model/budget_cpu.yaml; benchmarks/RESULTS.md, 'benchmarks/represent.py')",
     ),
     "cuda": Recipe("deepsdf", "no recipe was measured on a GPU yet: DeepSDF's own"),
 }

@@ -23,6 +23,7 @@ Writes, in OUTPUT::
     references/mean_shape.ply     the zero code's mesh (normalised frame)
     references/retrieval/<id>.ply the retrieved training code's mesh (normalised frame)
     reconstruction.json           config, per-shape rows and medians/means of every method in both frames, seconds, failures
+                                  (``seconds_per_shape.fit`` includes the retrieval of the starting code)
     reconstruction.csv            one row per shape and method: the headline metrics in both frames
 
 Chamfer is DeepSDF's (squared distances, mean each way, summed; 30000 points a side) in the
@@ -249,8 +250,13 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
     report["seconds_per_shape"] = {"fit": seconds["fit"] / count, "mesh": seconds["mesh"] / count, "total": (seconds["fit"] + seconds["mesh"]) / count}
     report["seconds"] = seconds
     if cfg.evaluate:
-        report["methods"] = _score_all(cfg, model, layout, shapes, report, retrieved, out)
-        _write_csv(out / "reconstruction.csv", report["methods"])
+        try:
+            report["methods"] = _score_all(cfg, model, layout, shapes, report, retrieved, out)
+        except DatasetError as e:  # e.g. no SurfaceSamples/: the meshes and codes stand, unscored
+            report["not_scored"] = str(e)
+            tqdm.write(f"reconstruct: not scored: {e}")
+        else:
+            _write_csv(out / "reconstruction.csv", report["methods"])
     write_json(out / "reconstruction.json", report)
     return report
 
