@@ -51,6 +51,9 @@ ANCHOR = {
     "source": "measured by the issue's author on this project's 2-core machine, one PSB class (not named); quoted, not re-run",
 }  # fmt: skip
 
+SIX_BY_256 = ["model.depth=6", "model.width=256", "model.latent_size=128", "model.skip_layers=[3]", "model.dropout=0.1",
+              "scenes_per_batch=32", "samples_per_scene=1024", "lr_decoder=1e-3", "lr_codes=2e-3"]  # fmt: skip
+
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     # name: (train overrides, reconstruct overrides); "recipe" is what a user gets: `train budget=...`, `reconstruct fit=fast`
     "recipe": ([], []),
@@ -59,11 +62,13 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "recipe, fixed samples": ([], ["resample=false"]),
     "recipe, 200 steps x 4000": ([], ["fit.iterations=200", "samples=4000"]),
     "recipe, mesh 96": ([], ["mesh.resolution=96"]),
+    "recipe, no cleaning": ([], ["clean=none"]),
+    "recipe, clean faces": ([], ["clean=faces"]),
     "deepsdf preset, 16 x 2048": (["model=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
-    "6 x 256, cube rotations": (["model.depth=6", "model.width=256", "model.latent_size=128", "model.skip_layers=[3]", "model.dropout=0.1",
-                                 "scenes_per_batch=32", "samples_per_scene=1024", "lr_decoder=1e-3", "lr_codes=2e-3", "rotations=cube"], []),
-    "6 x 256": (["model.depth=6", "model.width=256", "model.latent_size=128", "model.skip_layers=[3]", "model.dropout=0.1",
-                 "scenes_per_batch=32", "samples_per_scene=1024", "lr_decoder=1e-3", "lr_codes=2e-3"], []),
+    "6 x 256, cube rotations": (SIX_BY_256 + ["rotations=cube"], []),
+    "6 x 256": (SIX_BY_256, []),
+    "6 x 256, no cleaning": (SIX_BY_256, ["clean=none"]),
+    "6 x 256, clean faces": (SIX_BY_256, ["clean=faces"]),
 }
 
 
@@ -130,6 +135,8 @@ def run_variant(name: str, cls: str, data: Path, budget: str, out: Path, work: P
     budget_record = json.loads((run / "budget.json").read_text())
     row["epochs"] = budget_record["epochs_done"]
     row["recipe"] = budget_record["recipe"]["name"]
+    removed = [e["cleaned"]["area_removed"] for e in report["shapes"].values() if e.get("cleaned")]
+    row["area_removed_median"] = statistics.median(removed) if removed else 0.0
     for method, entry in methods.items():
         m = entry["normalized"]
         row[method] = {
@@ -157,14 +164,14 @@ def table(rows: list[dict], budget: str) -> str:
     lines = [
         f"Budget {budget} of training per class (2-core CPU); Chamfer ×1e-3, DeepSDF's convention (squared, mean each way, summed, 30k points), unit-sphere frame.",
         "",
-        "| variant | class | epochs | ours CD median | ours CD mean | ours F@1% | s/shape (fit+mesh) | mean shape CD | retrieval CD | oracle CD | oracle F@1% |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | class | epochs | ours CD median | ours CD mean | ours F@1% | area cleaned | s/shape (fit+mesh) | mean shape CD | retrieval CD | oracle CD | oracle F@1% |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         o, t = r["ours"], r["seconds_per_shape"]
         ms, rt, orc = r.get("mean_shape", {}), r.get("retrieval", {}), r.get("oracle", {})
         lines.append(
-            f"| {r['variant']} | {r['class']} | {r['epochs']} | {e3(o['chamfer_median'])} | {e3(o['chamfer_mean'])} | {f3(o['fscore1_median'])} | "
+            f"| {r['variant']} | {r['class']} | {r['epochs']} | {e3(o['chamfer_median'])} | {e3(o['chamfer_mean'])} | {f3(o['fscore1_median'])} | {r.get('area_removed_median', 0.0):.1%} | "
             f"{t['total']:.1f} ({t['fit']:.1f}+{t['mesh']:.1f}) | {e3(ms.get('chamfer_median'))} | {e3(rt.get('chamfer_median'))} | "
             f"{e3(orc.get('chamfer_median'))} | {f3(orc.get('fscore1_median'))} |"
         )

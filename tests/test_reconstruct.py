@@ -47,6 +47,7 @@ def test_reconstruct_recovers_a_training_shape_from_its_own_samples(recon_run, d
     train_ids = [k.id for k in read_split(DatasetLayout(data_dir).split("all"))]
     assert sorted(report["shapes"]) == sorted(train_ids) and not report["failed"]
     assert all(r["in_training_set"] and r["status"] == "ok" for r in report["shapes"].values())
+    assert all(0.0 <= r["cleaned"]["area_removed"] < 0.5 for r in report["shapes"].values())  # clean=components, the default
     mesh_run(MeshRunConfig(run=str(recon_run), output=str(tmp_path / "train_meshes"), resolution=32, progress=False))
     trained = evaluate(EvalConfig(pred=str(tmp_path / "train_meshes"), gt=str(data_dir), output=str(tmp_path / "m.json"), num_points=2000, iou_points=0, progress=False))
     ours = report["methods"]["ours"]["normalized"]
@@ -120,6 +121,8 @@ def test_bad_input_is_one_line(recon_run, data_dir, tmp_path):
         _recon(recon_run, data_dir, tmp_path / "c", init="best")
     with pytest.raises(ValueError, match="far_share="):
         _recon(recon_run, data_dir, tmp_path / "d", far_share=1.0)
+    with pytest.raises(ValueError, match="clean='all'"):
+        _recon(recon_run, data_dir, tmp_path / "e", clean="all")
 
 
 def test_far_share_draws_that_share_from_far_samples():

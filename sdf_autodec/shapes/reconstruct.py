@@ -6,7 +6,9 @@ By default the fit is DeepSDF's ``reconstruct.py``: 800 Adam iterations, 8000 sa
 half outside) redrawn at every iteration, lr 5e-3 divided by 10 halfway, the checkpoint's clamp, the
 code prior of training (``core.prior``), codes started from ``N(0, 0.01²)``. ``fit=fast`` is this
 toolkit's recipe (``conf/fit/fast.yaml``): the nearest training code as the start, fewer and larger
-steps, fewer samples, each shape stopping on its own.
+steps, fewer samples, each shape stopping on its own. Each mesh then loses the connected components
+that the shape's own SDF samples prove wrong (``clean=components``, ``shapes/clean.py``: floaters
+left where the samples are sparse); ``clean=none`` keeps the decoder's level set as it is.
 
 Reference rows, in every report (``reconstruction.json``), each scored like ours:
 
@@ -53,6 +55,7 @@ from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.frames import parse_instance_id, rotation_set
 from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
 from sdf_autodec.shapes import metrics
+from sdf_autodec.shapes.clean import CLEAN_MODES, clean_mesh
 from sdf_autodec.shapes.evaluate import EvalConfig, GroundTruth, GroundTruthSource, read_surface, score_mesh
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
@@ -102,6 +105,11 @@ class ReconstructConfig:
     """Shapes fitted and meshed together."""
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
     """Mesh extraction (resolution 128, as the DeepSDF anchor in benchmarks/represent.py)."""
+    clean: str = "components"
+    """Remove the surface the shape's own SDF samples prove wrong (``shapes/clean.py``): ``components``
+    (whole connected components, mostly ruled out), ``faces`` (every ruled-out face; leaves holes) or ``none``."""
+    clean_margin: float = 0.0
+    """How far off (unit-sphere frame) the samples must prove a vertex before it is removed; 0: the clamp."""
     frame: str = "normalized"
     """Frame of the written meshes: ``normalized`` (the model's, as ``mesh`` writes them) or ``source``."""
     evaluate: bool = True
@@ -133,6 +141,10 @@ def _validate(cfg: ReconstructConfig) -> None:
         raise ValueError(f"init={cfg.init!r}: choose one of {', '.join(INITS)}")
     if cfg.frame not in FRAMES:
         raise ValueError(f"frame={cfg.frame!r}: choose normalized or source")
+    if cfg.clean not in CLEAN_MODES:
+        raise ValueError(f"clean={cfg.clean!r}: choose one of {', '.join(CLEAN_MODES)}")
+    if cfg.clean_margin < 0:
+        raise ValueError(f"clean_margin={cfg.clean_margin}: give a distance >= 0 (0: the clamp)")
     if not 0.0 <= cfg.far_share < 1.0:
         raise ValueError(f"far_share={cfg.far_share}: give a share in [0, 1)")
     if cfg.samples < 2 or cfg.batch_size < 1 or cfg.fit.iterations < 1:
@@ -166,6 +178,13 @@ def _draw(shape: _Shape, n: int, g: torch.Generator, far_share: float = 0.0) -> 
     if n_far:
         parts.append(shape.far[torch.randint(len(shape.far), (n_far,), generator=g)])
     return torch.cat(parts)
+
+
+def _clean(mesh, shape: _Shape, mode: str, margin: float):
+    """``(mesh, stats)``: ``mesh`` cleaned against all of the shape's samples (``shapes/clean.py``)."""
+    if isinstance(mesh, EmptyLevelSet):
+        return mesh, None
+    return clean_mesh(mesh, torch.cat([shape.pos, shape.neg]).numpy(), margin, mode)
 
 
 def _observations(rows: list[torch.Tensor], device: torch.device) -> Observations:
@@ -227,6 +246,7 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
         result = fit_latents(model.decoder, scoring, element_loss, model.latent_size, cfg.fit, init=init, sample=sample if cfg.resample else None)
         t1 = time.perf_counter()
         meshes = extract_meshes(model.decoder, result.codes, cfg.mesh)
+        cleaned = [_clean(m, s, cfg.clean, cfg.clean_margin or clamp) for m, s in zip(meshes, batch)]
         t2 = time.perf_counter()
         seconds["fit"] += t1 - t0 - t_retrieval
         seconds["mesh"] += t2 - t1
@@ -242,7 +262,8 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
                 tqdm.write(f"reconstruct: {sid}: {meshes[k]}")
             else:
                 norm = read_normalization(layout.normalization(shape.key)) if cfg.frame == "source" else None
-                entry["mesh"] = str(write_mesh(meshes[k], out / f"{sid}.ply", norm))
+                mesh, entry["cleaned"] = cleaned[k]
+                entry["mesh"] = str(write_mesh(mesh, out / f"{sid}.ply", norm))
             report["shapes"][sid] = entry
             names.append(sid)
             codes.append(result.codes[k].cpu().numpy())
