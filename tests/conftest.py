@@ -62,3 +62,13 @@ def trained_run(data_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
     train(tiny_train_config(data_dir, run, epochs=40, samples_per_scene=512, lr_decoder=3e-3, lr_codes=3e-3))
     return run
+
+
+@pytest.fixture(scope="session")
+def recon_run(data_dir, tmp_path_factory) -> Path:
+    """The tiny model trained on all four analytic shapes long enough for each to have a surface."""
+    from sdf_autodec.shapes.train import train
+
+    run = tmp_path_factory.mktemp("recon_run")
+    train(tiny_train_config(data_dir, run, split="all", epochs=300, samples_per_scene=512, lr_decoder=3e-3, lr_codes=3e-3, lr_halve_every=150, checkpoint_every=1000))
+    return run

@@ -272,8 +272,11 @@ def test_eval_command_on_dvr_clouds_writes_json_and_csv(tmp_path):
     assert shifted["iou"] == pytest.approx(0.4 / 0.6, abs=0.03)  # 0.5-wide box shifted by 0.1
     assert 0.4 < exact["observed_fraction"] < 0.7 and exact["observed.completion"] > 0.99
     with open(root / "m.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+        every = list(csv.DictReader(f))
+    rows = [r for r in every if r["method"] == "ours"]
     assert [r["mesh"] for r in rows] == ["shape0", "shape1", "mean", "median"]
+    assert {r["method"] for r in every} == {"ours", "scan"}  # with scans= the scan itself is scored too (no report: no other reference)
+    assert result["methods"]["scan"]["shapes"]["shape0"]["chamfer"] > exact["chamfer"]  # half a box is not a box
     assert {"iou", "mesh_accuracy", "mesh_completion", "chamfer_x1000", "observed.completion", "unobserved.recall@1%"} <= set(rows[0])
     for name, value in result["mean"].items():
         assert float(rows[2][name]) == pytest.approx(value)

@@ -27,14 +27,6 @@ from sdf_autodec.shapes.train import TrainConfig, code_reg_at, lr_factor, parse_
 FAST_FIT = FitConfig(iterations=150, lr=1e-2, lr_drop_at=0.7)
 
 
-@pytest.fixture(scope="module")
-def recon_run(data_dir, tmp_path_factory) -> Path:
-    """The tiny model trained on all four analytic shapes long enough for each to have a surface."""
-    run = tmp_path_factory.mktemp("recon_run")
-    train(tiny_train_config(data_dir, run, split="all", epochs=300, samples_per_scene=512, lr_decoder=3e-3, lr_codes=3e-3, lr_halve_every=150, checkpoint_every=1000))
-    return run
-
-
 def _recon(run: Path, data: Path, out: Path, **kw) -> dict:
     cfg = ReconstructConfig(run=str(run), data=str(data), output=str(out), fit=kw.pop("fit", FAST_FIT), mesh=MeshConfig(resolution=32), num_points=2000, progress=False, **kw)
     return reconstruct(cfg)

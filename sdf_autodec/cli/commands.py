@@ -71,6 +71,12 @@ def run_eval(cfg: EvalConfig) -> None:
         f"IoU {m.get('iou', nan):.3f}, accuracy {m['mesh_accuracy']:.4f}, completion {m['mesh_completion']:.3f}{split}; "
         f"written to {cfg.output} and {result['csv']}"
     )
+    for method, entry in result.get("methods", {}).items():
+        if entry["count"]:
+            med = entry["median"]
+            print(f"  {method:<10} median chamfer x1000 {med.get('chamfer_x1000', nan):.3f}, F@1% {med.get('fscore@1%', nan):.3f} ({entry['count']} shapes)")
+    for name, verdict in result.get("comparison", {}).items():
+        print(f"  ours {name.replace('_', ' ')}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in verdict.items()))
 
 
 def run_reconstruct(cfg: ReconstructConfig) -> None:

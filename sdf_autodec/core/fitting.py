@@ -103,8 +103,10 @@ def nearest_codes(
     element_loss: ElementLoss,
     probe: Observations | None = None,
     shortlist: int = 16,
-) -> torch.Tensor:
-    """For each of the K instances of ``obs``, the row of ``table: (T, D)`` whose data loss on it is lowest: ``(K,)``.
+    with_loss: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """For each of the K instances of ``obs``, the row of ``table: (T, D)`` whose data loss on it is
+    lowest: ``(K,)`` (and, ``with_loss``, that loss ``(K,)``).
 
     Retrieval of a known code by what was observed: the start of a fit (DeepSDF starts from noise)
     and a baseline of its own. With ``probe`` (a subset of ``obs``, e.g. a few hundred of its
@@ -123,7 +125,9 @@ def nearest_codes(
             first = torch.stack([losses_of(t.expand(k), probe) for t in every], dim=1)  # (K, T)
             candidates = first.topk(shortlist, dim=1, largest=False).indices  # (K, S)
         scores = torch.stack([losses_of(candidates[:, j], obs) for j in range(candidates.shape[1])], dim=1)  # (K, S)
-    return candidates.gather(1, scores.argmin(dim=1, keepdim=True)).squeeze(1)
+    best = scores.argmin(dim=1, keepdim=True)
+    index = candidates.gather(1, best).squeeze(1)
+    return (index, scores.gather(1, best).squeeze(1)) if with_loss else index
 
 
 def fit_latents(

@@ -3,9 +3,15 @@
 Scans are processed in batches of ``batch_size``: their observations are stacked and all codes are
 fitted together by the core's batched fitting. Writes, in OUTPUT::
 
-    <scan stem>.ply        completed mesh (normalised frame, or source frame with ``normalization=``)
-    latents.npz            names (S,), codes (S, D)
-    completion.json        per scan: final loss, data loss, points used, mesh path or the reason it has none
+    <scan stem>.ply                  completed mesh (normalised frame, or source frame with ``normalization=``)
+    latents.npz                      names (S,), codes (S, D)
+    completion.json                  per scan: final loss, data loss, points used, the retrieved training
+                                     shape, mesh path or the reason it has none
+    references/mean_shape.ply        the zero code's mesh            } the trivial answers (``shapes/references.py``),
+    references/retrieval/<stem>.ply  the retrieved training shape's  } scored beside ours by ``eval``
+
+Retrieval (``references``, and the start of the fit with ``init=nearest``) picks the training code
+with the lowest data loss on the scan's own observations (surface points, ±η offsets, free space).
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sdf_autodec.core.fitting import FitConfig, fit_latents
+from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.layout import read_normalization, write_json, write_latents
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.observations import ObservationConfig, observe
+from sdf_autodec.shapes.references import write_reference_meshes
 from sdf_autodec.shapes.scans import PartialScan, ScanError, estimate_normals, find_scans, read_scan
 from sdf_autodec.shapes.train import load_trained
 
@@ -58,6 +65,15 @@ class CompleteConfig:
     estimated normals alone for 14 (benchmarks/RESULTS.md), at twice the fitting cost."""
     clamp: float = 0.1
     """Clamp δ of the loss (as in training)."""
+    init: str = "random"
+    """Starting code: ``random`` (``N(0, fit.init_std²)``, DeepSDF) or ``nearest`` (the retrieved training code)."""
+    references: bool = True
+    """Also write the mean shape's and each scan's retrieved training shape's meshes (``references/``)."""
+    retrieval_probe: int = 500
+    """Retrieval: every training code is tried on this many of a scan's observations, the
+    ``retrieval_shortlist`` best on all of them."""
+    retrieval_shortlist: int = 16
+    """Codes per scan kept for the second round of retrieval."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda``."""
     progress: bool = True
@@ -68,6 +84,8 @@ def complete(cfg: CompleteConfig) -> dict:
     """Complete every scan under ``cfg.input``; returns the report written to ``completion.json``."""
     if not cfg.run or not cfg.input or not cfg.output:
         raise ValueError("complete needs run=RUN_DIR input=SCAN_OR_FOLDER output=OUT_DIR")
+    if cfg.init not in ("random", "nearest"):
+        raise ValueError(f"init={cfg.init!r}: choose random or nearest")
     model = load_trained(cfg.run, cfg.device)
     device = model.latents.device
     norm = read_normalization(Path(cfg.normalization)) if cfg.normalization else None
@@ -86,23 +104,34 @@ def complete(cfg: CompleteConfig) -> dict:
             scan.points = norm.apply(scan.points)
             scan.camera_origin = None if scan.camera_origin is None else norm.apply(np.atleast_2d(scan.camera_origin)).reshape(np.shape(scan.camera_origin))
         scans.append(scan)
-    names, codes = [], []
+    names, codes, retrieved = [], [], {}
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
     for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
         variants = _orientation_variants(batch, cfg)  # (index in batch, scan as observed, flipped)
         # every random draw is keyed by the scan's name: a scan's result does not depend on its batch
         observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, zlib.crc32(s.name.encode())])) for _, s, _ in variants]
-        init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for _, s, _ in variants]) * cfg.fit.init_std
         obs = Observations(
             queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
             targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
         )
-        result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init.to(device))
         of_scan: dict[int, list[int]] = {}  # scan of the batch → its variants
         for v, (i, _, _) in enumerate(variants):
             of_scan.setdefault(i, []).append(v)
+        index = None
+        if cfg.references or cfg.init == "nearest":
+            columns = torch.randperm(obs.targets.shape[1], generator=torch_generator(cfg.fit.seed, "probe"))[: max(1, cfg.retrieval_probe)].to(device)
+            probe = Observations(obs.queries[:, columns], obs.targets[:, columns], lower_bound=obs.lower_bound[:, columns])
+            index, index_loss = nearest_codes(model.decoder, model.latents, obs, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist, with_loss=True)
+            for i, scan in enumerate(batch):  # a scan's retrieval: its best variant's
+                v = min(of_scan[i], key=lambda v: float(index_loss[v]))
+                retrieved[scan.name] = (int(index[v]), float(index_loss[v]))
+        if cfg.init == "nearest":
+            init = model.latents[index].clone()
+        else:
+            init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for _, s, _ in variants]).to(device) * cfg.fit.init_std
+        result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init)
         chosen = [min(of_scan[i], key=lambda v: float(result.data_losses[v])) for i in range(len(batch))]  # lowest data loss
         meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together
         for k, (scan, v) in enumerate(zip(batch, chosen)):
@@ -114,6 +143,9 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
+            if scan.name in retrieved:
+                row, loss = retrieved[scan.name]
+                entry.update(retrieved=model.ids[row], retrieval_data_loss=loss)
             others = [u for u in of_scan[k] if u != v]
             if scan.camera_origin is None and scan.normals is None:
                 entry["normals"] = f"estimated ({cfg.observe.orient_normals})"
@@ -129,6 +161,12 @@ def complete(cfg: CompleteConfig) -> dict:
             codes.append(result.codes[v].cpu().numpy())
     if codes:
         write_latents(out / "latents.npz", names, np.stack(codes))
+    if cfg.references and retrieved:
+        mean, found = write_reference_meshes(model, {name: row for name, (row, _) in retrieved.items()}, cfg.mesh, out, norm)
+        report["references"] = {
+            "mean_shape": str(mean) if isinstance(mean, EmptyLevelSet) else "references/mean_shape.ply",
+            "retrieval_without_surface": {name: str(m) for name, m in found.items() if isinstance(m, EmptyLevelSet)},
+        }
     write_json(out / "completion.json", report)
     return report
 

@@ -1,18 +1,8 @@
 """``sdf-autodec eval``: predicted meshes vs ground truth → metrics JSON and CSV.
 
-Ground truth comes in two forms (``gt_format``):
-
-- ``data``: a prepared data directory — ``SurfaceSamples/<dataset>/<class>/<id>.ply`` (points and
-  outward normals, source frame) with ``NormalizationParameters/<...>/<id>.npz`` (the model's frame);
-- ``dvr``: a folder of ``<id>/pointcloud.npz`` (Occupancy Networks / DVR: ``points``, ``normals``,
-  float16, in about [-0.5, 0.5]^3, their source frame). Their normals have arbitrary signs: they are
-  deduplicated and oriented (``geometry.surface.orient_normals``) before the inside test of the IoU.
-
-The evaluation frame ``normalized`` is DeepSDF's unit sphere: the stored normalisation of a data
-directory prepped with ``normalization=deepsdf`` (the default, read from its manifest), otherwise
-DeepSDF's normalisation computed from the ground-truth samples (bounding-box centre, farthest sample
-at 1/1.03). Predictions and scans said to be ``normalized`` are in the MODEL's frame: the stored
-normalisation of a data directory (whatever its convention); for ``dvr`` the same unit sphere.
+Ground truth (a prepared data directory, or a DVR folder of ``<id>/pointcloud.npz``) and the frames
+it is scored in are described in ``shapes/ground_truth.py``. Predictions and scans said to be
+``normalized`` are in the MODEL's frame.
 
 A predicted mesh ``<stem>.ply`` is matched to the shape whose id is ``<stem>``, or ``<stem>`` without
 a trailing ``_v<k>`` (a completed partial scan), or else the longest id that ``<stem>`` starts with,
@@ -20,8 +10,15 @@ followed by ``_``. Metrics are computed in ``frame`` (DeepSDF's unit sphere by d
 thresholds are given in the unit-sphere frame and scaled with the shape when another frame is chosen,
 so they cover the same part of the shape in both. ``docs/metrics.md`` has the protocol.
 
-Writes ``output`` (JSON: config, protocol, mean, median, per-shape rows, unmatched and failed meshes)
-and, next to it, the same stem with ``.csv``: one row per mesh, then a ``mean`` and a ``median`` row.
+With ``references`` (the default), a folder written by ``complete`` or ``reconstruct`` is scored
+beside its trivial answers (``shapes/references.py``): the mean shape and the retrieved training
+shape (its ``references/`` meshes, skipped as predictions), the oracle nearest training shape (the
+run its report names) and, with ``scans``, the scan itself; ``comparison`` says on which median
+metrics ours beats each.
+
+Writes ``output`` (JSON: config, protocol, mean, median, per-shape rows, unmatched and failed meshes,
+``methods`` and ``comparison``) and, next to it, the same stem with ``.csv``: per method, one row per
+mesh, then a ``mean`` and a ``median`` row.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,17 +35,15 @@ import trimesh
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write_bytes
-from sdf_autodec.geometry.layout import SURFACE_DIR, DatasetError, DatasetLayout, ShapeKey, read_normalization, write_json
-from sdf_autodec.geometry.normalize import Normalization, deepsdf_normalization
-from sdf_autodec.geometry.surface import deduplicate, orient_normals
-from sdf_autodec.optional import open3d
+from sdf_autodec.geometry.layout import DatasetError, write_json
 from sdf_autodec.shapes import metrics
+from sdf_autodec.shapes.ground_truth import FRAMES, GroundTruth, GroundTruthSource, detect_format, to_frame
+from sdf_autodec.shapes.references import MEAN_SHAPE, REFERENCES, RETRIEVAL, TrainingSurfaces, scan_metrics
+from sdf_autodec.shapes.train import load_trained
 from sdf_autodec.shapes.scans import SCAN_SUFFIXES, ScanError, read_scan
 
 MESH_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb")
-VIEW_SUFFIX = re.compile(r"_v\d+$")
-DVR_CLOUD = "pointcloud.npz"
-FRAMES = ("normalized", "source")
+REFERENCE_METHODS = ("mean_shape", "retrieval", "oracle", "scan")
 
 
 @dataclass
@@ -86,112 +80,13 @@ class EvalConfig:
     """Percentile of the pred → GT distances reported as mesh accuracy (DeepSDF: 90)."""
     observed_radius: float = metrics.OBSERVED_RADIUS
     """A ground-truth point within this distance of a scan point is observed (unit-sphere frame)."""
+    references: bool = True
+    """Also score the trivial answers (``shapes/references.py``) beside each predicted mesh: the
+    ``references/`` meshes an output folder of ``complete`` or ``reconstruct`` holds (mean shape,
+    retrieval), the oracle nearest training shape of the run its report names, and, with ``scans``,
+    the scan itself."""
     progress: bool = True
     """Show a progress bar."""
-
-
-@dataclass
-class GroundTruth:
-    """One shape's ground truth in its source frame."""
-
-    cls: str
-    points: np.ndarray  # (M, 3)
-    normals: np.ndarray | None  # (M, 3), outward
-    norm: Normalization  # source → the unit-sphere evaluation frame
-    model_norm: Normalization  # source → the model's frame (the data directory's stored normalisation)
-
-
-def detect_format(gt: Path) -> str:
-    if (gt / SURFACE_DIR).is_dir():
-        return "data"
-    if any(gt.glob(f"*/{DVR_CLOUD}")):
-        return "dvr"
-    raise DatasetError(f"{gt}: neither a prepared data directory (no {SURFACE_DIR}/) nor a DVR folder (no */{DVR_CLOUD})")
-
-
-def ground_truth_keys(data_dir: Path) -> dict[str, ShapeKey]:
-    keys = {}
-    for p in sorted((data_dir / SURFACE_DIR).glob("*/*/*.ply")):
-        keys[p.stem] = ShapeKey(p.parent.parent.name, p.parent.name, p.stem)
-    if not keys:
-        raise DatasetError(f"{data_dir / SURFACE_DIR}: no surface samples (is {data_dir} a prepared data directory?)")
-    return keys
-
-
-def read_surface(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    cloud = open3d().io.read_point_cloud(str(path))
-    points = np.asarray(cloud.points)
-    if len(points) == 0:
-        raise DatasetError(f"{path}: no surface points")
-    return points, (np.asarray(cloud.normals) if cloud.has_normals() else None)
-
-
-def read_dvr_cloud(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``points, normals: (M, 3)`` float64 of a DVR ``pointcloud.npz``, deduplicated, normals oriented outwards."""
-    try:
-        with np.load(path) as data:
-            points, normals = np.asarray(data["points"], np.float64), np.asarray(data["normals"], np.float64)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: ground-truth point cloud not found") from None
-    except Exception as e:
-        raise DatasetError(f"{path}: unreadable ground-truth point cloud ({type(e).__name__}: {e})") from None
-    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
-        raise DatasetError(f"{path}: expected points and normals of shape (N, 3), got {points.shape} and {normals.shape}")
-    points, normals = deduplicate(points, normals)
-    if len(points) < 10:
-        raise DatasetError(f"{path}: only {len(points)} usable ground-truth points")
-    normals, _ = orient_normals(points, normals)
-    return points, normals
-
-
-class GroundTruthSource:
-    """Ids and per-shape loading for either ground-truth form."""
-
-    def __init__(self, root: Path, fmt: str):
-        self.root, self.format = root, fmt
-        if fmt == "data":
-            self.keys = ground_truth_keys(root)
-            self.layout = DatasetLayout(root)
-            self.ids = set(self.keys)
-            self.convention = prep_convention(self.layout)
-        else:
-            self.ids = {p.parent.name for p in root.glob(f"*/{DVR_CLOUD}")}
-            if not self.ids:
-                raise DatasetError(f"{root}: no */{DVR_CLOUD} ground-truth clouds")
-
-    def match(self, stem: str) -> str | None:
-        """The shape id a predicted mesh ``stem`` belongs to, or None."""
-        if stem in self.ids:
-            return stem
-        if VIEW_SUFFIX.sub("", stem) in self.ids:
-            return VIEW_SUFFIX.sub("", stem)
-        prefixes = [i for i in self.ids if stem.startswith(i + "_")]
-        return max(prefixes, key=len) if prefixes else None
-
-    def load(self, shape_id: str) -> GroundTruth:
-        if self.format == "data":
-            key = self.keys[shape_id]
-            points, normals = read_surface(self.layout.surface(key))
-            stored = read_normalization(self.layout.normalization(key))
-            return GroundTruth(key.cls, points, normals, stored if self.convention == "deepsdf" else deepsdf_normalization(points), stored)
-        points, normals = read_dvr_cloud(self.root / shape_id / DVR_CLOUD)
-        norm = deepsdf_normalization(points)
-        return GroundTruth("", points, normals, norm, norm)
-
-
-def prep_convention(layout: DatasetLayout) -> str:
-    """The ``normalization`` a data directory was prepped with (``deepsdf`` when its manifest does not say)."""
-    try:
-        return str(json.loads(layout.manifest.read_text())["config"].get("normalization", "deepsdf"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "deepsdf"
-
-
-def to_frame(points: np.ndarray, have: str, want: str, gt: GroundTruth) -> np.ndarray:
-    """``points: (N, 3)`` from frame ``have`` (``normalized``: the model's, or ``source``) to the
-    evaluation frame ``want`` (``normalized``: the unit sphere, or ``source``)."""
-    points = gt.model_norm.invert(points) if have == "normalized" else np.asarray(points, dtype=np.float64)
-    return gt.norm.apply(points) if want == "normalized" else points
 
 
 def find_scan_files(folder: Path) -> dict[str, Path]:
@@ -215,17 +110,19 @@ def aggregate(rows: dict[str, dict]) -> tuple[dict, dict]:
     return mean, median
 
 
-def write_csv(path: Path, rows: dict[str, dict], mean: dict, median: dict) -> None:
-    """One row per mesh (``mesh``, ``shape``, ``class``, metrics), then ``mean`` and ``median`` rows;
-    a metric a row lacks is left empty."""
-    names = sorted({k for r in rows.values() for k, v in r.items() if isinstance(v, float)})
+def write_csv(path: Path, methods: dict[str, tuple[dict, dict, dict]]) -> None:
+    """Per method (``ours`` first, then the references), one row per mesh (``mesh``, ``shape``,
+    ``class``, ``method``, metrics), then its ``mean`` and ``median`` rows; a metric a row lacks is
+    left empty. ``methods``: method → (rows by mesh, mean, median)."""
+    names = sorted({k for rows, _, _ in methods.values() for r in rows.values() for k, v in r.items() if isinstance(v, float)})
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["mesh", "shape", "class", *names])
-    for stem, r in rows.items():
-        writer.writerow([stem, r["shape"], r["class"], *[repr(r[n]) if n in r else "" for n in names]])
-    for label, agg in (("mean", mean), ("median", median)):
-        writer.writerow([label, "", "", *[repr(agg[n]) if n in agg else "" for n in names]])
+    writer.writerow(["mesh", "shape", "class", "method", *names])
+    for method, (rows, mean, median) in methods.items():
+        for stem, r in rows.items():
+            writer.writerow([stem, r["shape"], r["class"], method, *[repr(r[n]) if n in r else "" for n in names]])
+        for label, agg in (("mean", mean), ("median", median)):
+            writer.writerow([label, "", "", method, *[repr(agg[n]) if n in agg else "" for n in names]])
     atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
 
 
@@ -271,7 +168,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     scan_frame = default_frame if cfg.scan_frame == "auto" else cfg.scan_frame
     scan_files = find_scan_files(Path(cfg.scans)) if cfg.scans else {}
 
-    meshes = sorted(p for p in pred_dir.rglob("*") if p.suffix.lower() in MESH_SUFFIXES)
+    ref_dir = pred_dir / REFERENCES
+    meshes = sorted(p for p in pred_dir.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and ref_dir not in p.parents)
+    baselines = _Baselines(pred_dir, cfg) if cfg.references else None
     rows, unmatched, failed, no_scan = {}, [], {}, []
     cache: dict[str, GroundTruth] = {}
     for path in tqdm(meshes, desc="eval", unit="mesh", disable=not cfg.progress):
@@ -299,6 +198,8 @@ def evaluate(cfg: EvalConfig) -> dict:
             except ScanError as e:
                 no_scan.append(str(e))
         rows[path.stem] = {"shape": shape_id, "class": gt.cls, **score_mesh(mesh, pred_frame, gt, cfg, scan_points)}
+        if baselines is not None:
+            baselines.score(path.stem, shape_id, gt, pred_frame, scan_points)
     if not rows:
         raise DatasetError(f"{pred_dir}: no predicted mesh matches a shape in {gt_dir}")
     mean, median = aggregate(rows)
@@ -312,6 +213,88 @@ def evaluate(cfg: EvalConfig) -> dict:
         "config": asdict(cfg), "protocol": protocol, "count": len(rows), "mean": mean, "median": median, "shapes": rows,
         "unmatched": unmatched, "failed": failed, "no_scan": no_scan, "csv": str(table),
     }  # fmt: skip
-    write_csv(table, rows, mean, median)
+    methods = {"ours": (rows, mean, median)}
+    if baselines is not None:
+        result["methods"] = baselines.summary()
+        result["methods"]["ours"] = {"count": len(rows), "mean": mean, "median": median}
+        result["comparison"] = compare(result["methods"])
+        methods.update({m: (e["shapes"], e["mean"], e["median"]) for m, e in result["methods"].items() if m != "ours" and e["count"]})
+    write_csv(table, methods)
     write_json(output, result)
     return result
+
+
+class _Baselines:
+    """The reference rows of :func:`evaluate`, scored mesh by mesh beside ours."""
+
+    def __init__(self, pred_dir: Path, cfg: EvalConfig):
+        self.cfg, self.refs = cfg, pred_dir / REFERENCES
+        self.rows: dict[str, dict] = {m: {} for m in REFERENCE_METHODS}
+        self.missing: dict[str, dict] = {m: {} for m in REFERENCE_METHODS}
+        self.mean_mesh = _load_mesh(self.refs / MEAN_SHAPE) if (self.refs / MEAN_SHAPE).is_file() else None
+        self.oracle, self.oracle_error = None, ""
+        run = _run_of(pred_dir)
+        if run is None:
+            self.oracle_error = f"{pred_dir}: no completion.json or reconstruction.json naming the run"
+        else:
+            try:
+                self.oracle = TrainingSurfaces(load_trained(run, "cpu"))
+            except Exception as e:  # a moved or deleted run: the other rows still stand
+                self.oracle_error = f"{run}: run not loadable for the oracle ({type(e).__name__}: {e})"
+
+    def score(self, stem: str, shape_id: str, gt: GroundTruth, pred_frame: str, scan_points: np.ndarray | None) -> None:
+        cfg = self.cfg
+        if self.mean_mesh is not None:
+            self.rows["mean_shape"][stem] = {"shape": shape_id, "class": gt.cls, **score_mesh(self.mean_mesh, pred_frame, gt, cfg, scan_points)}
+        else:
+            self.missing["mean_shape"][stem] = f"{self.refs / MEAN_SHAPE}: not found"
+        found = self.refs / RETRIEVAL / f"{stem}.ply"
+        if found.is_file():
+            self.rows["retrieval"][stem] = {"shape": shape_id, "class": gt.cls, **score_mesh(_load_mesh(found), pred_frame, gt, cfg, scan_points)}
+        else:
+            self.missing["retrieval"][stem] = f"{found}: not found"
+        best = self.oracle.nearest(gt, cfg.num_points, cfg.seed) if self.oracle is not None else self.oracle_error
+        if isinstance(best, str):
+            self.missing["oracle"][stem] = best
+        else:
+            self.rows["oracle"][stem] = {"shape": shape_id, "class": gt.cls, "training_shape": best[0], **best[1][cfg.frame]}
+        if scan_points is not None:
+            self.rows["scan"][stem] = {"shape": shape_id, "class": gt.cls, **scan_metrics(scan_points, to_frame(gt.points, "source", cfg.frame, gt), cfg.num_points, cfg.seed)}
+        else:
+            self.missing["scan"][stem] = "no scan given (scans=)"
+
+    def summary(self) -> dict:
+        out = {}
+        for m in REFERENCE_METHODS:
+            mean, median = aggregate(self.rows[m]) if self.rows[m] else ({}, {})
+            out[m] = {"count": len(self.rows[m]), "mean": mean, "median": median, "shapes": self.rows[m], "missing": self.missing[m]}
+        return out
+
+
+def compare(methods: dict) -> dict:
+    """Whether ours beats each reference on median Chamfer (lower) and F@1% (higher): ``{method: {metric: bool}}``
+    for the references that were scored."""
+    ours = methods["ours"]["median"]
+    verdict = {}
+    for m, entry in methods.items():
+        if m == "ours" or not entry["count"]:
+            continue
+        verdict[f"beats_{m}"] = {
+            "chamfer": ours.get("chamfer", np.inf) < entry["median"].get("chamfer", np.inf),
+            "fscore@1%": ours.get("fscore@1%", -np.inf) > entry["median"].get("fscore@1%", -np.inf),
+        }
+    return verdict
+
+
+def _load_mesh(path: Path) -> trimesh.Trimesh:
+    return trimesh.load(path, force="mesh", process=False)
+
+
+def _run_of(pred_dir: Path) -> str | None:
+    """The run a ``complete`` or ``reconstruct`` output folder's report names, if any."""
+    for name in ("completion.json", "reconstruction.json"):
+        try:
+            return str(json.loads((pred_dir / name).read_text())["run"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None

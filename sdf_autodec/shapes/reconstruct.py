@@ -52,17 +52,16 @@ from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
-from sdf_autodec.geometry.frames import parse_instance_id, rotation_set
 from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
-from sdf_autodec.shapes import metrics
 from sdf_autodec.shapes.clean import CLEAN_MODES, clean_mesh
-from sdf_autodec.shapes.evaluate import EvalConfig, GroundTruth, GroundTruthSource, read_surface, score_mesh
+from sdf_autodec.shapes.evaluate import EvalConfig, score_mesh
+from sdf_autodec.shapes.ground_truth import FRAMES, GroundTruthSource
+from sdf_autodec.shapes.references import TrainingSurfaces, write_reference_meshes
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.train import TrainedModel, load_trained
 
 INITS = ("random", "nearest", "mean")
-FRAMES = ("normalized", "source")
 METHODS = ("ours", "mean_shape", "retrieval", "oracle")
 HEADLINE = ("chamfer", "chamfer_x1000", "chamfer_l1", "fscore@1%", "fscore@2%", "normal_consistency", "mesh_accuracy", "mesh_completion")
 
@@ -295,18 +294,13 @@ def _score_all(cfg: ReconstructConfig, model: TrainedModel, layout: DatasetLayou
     methods = ("ours",) + (METHODS[1:] if cfg.references else ())
     rows: dict = {m: {f: {} for f in FRAMES} for m in methods}
     missing: dict = {m: {} for m in methods}
-    mean_mesh = None
+    mean_mesh, retrieval_mesh = None, {}
     if cfg.references:
-        mean_mesh = extract_meshes(model.decoder, torch.zeros(1, model.latent_size, device=model.latents.device), cfg.mesh)[0]
+        mean_mesh, retrieval_mesh = write_reference_meshes(model, {s.key.id: retrieved[s.key.id] for s in shapes}, cfg.mesh, out)
         if isinstance(mean_mesh, EmptyLevelSet):
             missing["mean_shape"] = {s.key.id: f"the zero code has {mean_mesh}" for s in shapes}
             mean_mesh = None
-        else:
-            write_mesh(mean_mesh, out / "references" / "mean_shape.ply")
-        ids = sorted(set(retrieved.values()))
-        found = extract_meshes(model.decoder, model.latents[ids], cfg.mesh)
-        retrieval_mesh = dict(zip(ids, found))
-        oracle = _TrainingSurfaces(model)
+        oracle = TrainingSurfaces(model)
     for shape in tqdm(shapes, desc="score", unit="shape", disable=not cfg.progress):
         sid = shape.key.id
         if sid not in source.ids:
@@ -322,11 +316,10 @@ def _score_all(cfg: ReconstructConfig, model: TrainedModel, layout: DatasetLayou
             missing["ours"][sid] = entry["reason"]
         if cfg.references:
             candidates["mean_shape"] = mean_mesh
-            found = retrieval_mesh[retrieved[sid]]
+            found = retrieval_mesh[sid]
             if isinstance(found, EmptyLevelSet):
                 missing["retrieval"][sid] = f"retrieved code {model.ids[retrieved[sid]]}: {found}"
             else:
-                write_mesh(found, out / "references" / "retrieval" / f"{sid}.ply")
                 candidates["retrieval"] = found
         for method, mesh in candidates.items():
             if mesh is None:
@@ -353,58 +346,6 @@ def _score_all(cfg: ReconstructConfig, model: TrainedModel, layout: DatasetLayou
 def _aggregate(rows: dict[str, dict], how) -> dict:
     names = sorted({k for r in rows.values() for k, v in r.items() if isinstance(v, float)})
     return {n: float(how([r[n] for r in rows.values() if isinstance(r.get(n), float) and np.isfinite(r[n])])) for n in names if any(isinstance(r.get(n), float) for r in rows.values())}
-
-
-class _TrainingSurfaces:
-    """The run's training instances' ground-truth surface samples (a rotated pose turned with its
-    rotation), in the unit-sphere frame, for the oracle row."""
-
-    SEARCH_POINTS = 3000
-    """Points a side when searching for the nearest instance; the one found is scored with all of them."""
-
-    def __init__(self, model: TrainedModel):
-        self.error = ""
-        self.surfaces: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        data = Path(str(model.config.get("data", "")))
-        try:
-            source = GroundTruthSource(data, "data")
-        except DatasetError as e:
-            self.error = f"training shapes' surfaces not available ({e})"
-            return
-        rotations = rotation_set(str(model.config.get("rotations", "none")))
-        for name in model.ids:
-            sid, r = parse_instance_id(name)
-            if sid not in source.ids:
-                continue
-            gt = source.load(sid)
-            turn = rotations[r]
-            self.surfaces[name] = (gt.norm.apply(gt.points) @ turn.T, None if gt.normals is None else gt.normals @ turn.T)
-        if not self.surfaces:
-            self.error = f"{data}: none of the run's training shapes has surface samples"
-
-    def nearest(self, gt: GroundTruth, num_points: int, seed: int) -> tuple[str, dict] | str:
-        """The training instance nearest to ``gt`` by Chamfer (unit sphere) and its metrics in both frames, or why not."""
-        if self.error:
-            return self.error
-        rng = np.random.default_rng(seed)
-        target = gt.norm.apply(gt.points)
-        pick = rng.choice(len(target), min(num_points, len(target)), replace=False)
-        target, target_normals = target[pick], None if gt.normals is None else gt.normals[pick]
-        probe = target[: self.SEARCH_POINTS]  # a random subset already (pick is a random permutation's head)
-        best, best_chamfer = None, float("inf")
-        for name, (points, _) in self.surfaces.items():
-            sub = points[rng.choice(len(points), min(self.SEARCH_POINTS, len(points)), replace=False)]
-            c = metrics.point_metrics(sub, probe)["chamfer"]
-            if c < best_chamfer:
-                best, best_chamfer = name, c
-        points, normals = self.surfaces[best]
-        sub = rng.choice(len(points), min(num_points, len(points)), replace=False)
-        pred, pred_normals = points[sub], None if normals is None else normals[sub]
-        by_frame = {
-            "normalized": metrics.point_metrics(pred, target, pred_normals, target_normals),
-            "source": metrics.point_metrics(gt.norm.invert(pred), gt.norm.invert(target), pred_normals, target_normals),
-        }
-        return best, by_frame
 
 
 def _write_csv(path: Path, methods: dict) -> None:
