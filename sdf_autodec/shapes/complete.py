@@ -115,6 +115,7 @@ def complete(cfg: CompleteConfig) -> dict:
             queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
             targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
             lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
+            weights=torch.from_numpy(np.stack([o.weights for o in observed])).to(device) if cfg.observe.symmetry != "none" else None,
         )
         of_scan: dict[int, list[int]] = {}  # scan of the batch → its variants
         for v, (i, _, _) in enumerate(variants):
@@ -122,7 +123,7 @@ def complete(cfg: CompleteConfig) -> dict:
         index = None
         if cfg.references or cfg.init == "nearest":
             columns = torch.randperm(obs.targets.shape[1], generator=torch_generator(cfg.fit.seed, "probe"))[: max(1, cfg.retrieval_probe)].to(device)
-            probe = Observations(obs.queries[:, columns], obs.targets[:, columns], lower_bound=obs.lower_bound[:, columns])
+            probe = Observations(obs.queries[:, columns], obs.targets[:, columns], None if obs.weights is None else obs.weights[:, columns], obs.lower_bound[:, columns])
             index, index_loss = nearest_codes(model.decoder, model.latents, obs, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist, with_loss=True)
             for i, scan in enumerate(batch):  # a scan's retrieval: its best variant's
                 v = min(of_scan[i], key=lambda v: float(index_loss[v]))
@@ -143,6 +144,8 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
+            if cfg.observe.symmetry != "none":
+                entry["mirrored_dropped"] = observed[v].mirrored_dropped
             if scan.name in retrieved:
                 row, loss = retrieved[scan.name]
                 entry.update(retrieved=model.ids[row], retrieval_data_loss=loss)

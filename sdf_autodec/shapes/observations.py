@@ -15,6 +15,15 @@ has none): along a ray the distance to a plane shrinks by |cos θ|, and rays tha
   they enter as a one-sided (hinge) constraint with bound 0.
 
 Everything else — the unobserved part of the shape — simply contributes nothing to the loss.
+
+With ``symmetry="canonical"``, the surface observations (points and their ±η offsets) are also
+mirrored across the canonical frame's vertical symmetry plane (``x = 0``: ShapeNet's, DVR's and
+DeepSDF's frames put the left-right mirror plane of most man-made objects there) and enter with
+weight ``symmetry_weight``. A mirrored point that free space contradicts — some camera saw a surface
+farther away along the ray through it, so the ray passed through it unobstructed — is dropped
+together with its offsets (:func:`mirror_consistent`); without a camera nothing can contradict a
+mirrored point. The plane is not estimated from the scan: a single view of a partial object does
+not pin it down, and a wrong plane hurts more than none.
 """
 
 from __future__ import annotations
@@ -23,7 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy.spatial import cKDTree
+
 from sdf_autodec.shapes.scans import PartialScan, estimate_normals
+
+SYMMETRIES = ("none", "canonical")
 
 
 @dataclass
@@ -46,19 +59,34 @@ class ObservationConfig:
     :func:`sdf_autodec.shapes.scans.estimate_normals`."""
     grazing_limit_deg: float = 75.0
     """Surface points seen at a larger angle between ray and normal are not used (camera scans)."""
+    symmetry: str = "none"
+    """``canonical``: also fit the surface observations mirrored across ``x = 0`` (module docstring); ``none``."""
+    symmetry_weight: float = 0.5
+    """Weight of a mirrored observation (an observed one weighs 1)."""
+    symmetry_margin: float = 0.02
+    """A mirrored point is contradicted when a camera saw a surface more than this much farther along its ray."""
 
 
 @dataclass
 class ShapeObservations:
-    """Observations of one shape: ``queries: (N, 3)``, ``targets: (N,)``, ``lower_bound: (N,)`` bool."""
+    """Observations of one shape: ``queries: (N, 3)``, ``targets: (N,)``, ``lower_bound: (N,)`` bool,
+    ``weights: (N,)`` (1 for what was observed, ``symmetry_weight`` for its mirror image, 0 for a
+    mirrored point free space contradicts)."""
 
     queries: np.ndarray
     targets: np.ndarray
     lower_bound: np.ndarray
+    weights: np.ndarray
+    mirrored_dropped: float = 0.0
+    """Share of the mirrored surface points dropped as contradicted (0 without symmetry)."""
 
 
 def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator) -> ShapeObservations:
-    """Build the observations of one scan (already in the model's normalised frame)."""
+    """Build the observations of one scan (already in the model's normalised frame). Every scan of
+    one config gives the same number of observations ``N`` (mirrored ones that are dropped keep their
+    place with weight 0), so that scans can be stacked into one batch."""
+    if cfg.symmetry not in SYMMETRIES:
+        raise ValueError(f"symmetry={cfg.symmetry!r}: choose one of {', '.join(SYMMETRIES)}")
     normals = scan.normals if scan.normals is not None else estimate_normals(
         scan.points, cfg.normal_knn, orient="none" if scan.camera_origin is not None else cfg.orient_normals
     )
@@ -96,11 +124,52 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
         queries.append(origin[j] + t[:, None] * to_point[j])
         targets.append(np.zeros(n_free))
         bounds.append(np.ones(n_free, dtype=bool))
+    weights = [np.ones(sum(len(q) for q in queries))]
+    dropped = 0.0
+    if cfg.symmetry == "canonical":
+        surface = np.concatenate(queries[:3])  # p, front, behind: (3n, 3)
+        mirrored = surface * np.array([-1.0, 1.0, 1.0])
+        keep = np.ones(len(p), dtype=bool)
+        if scan.camera_origin is not None:
+            keep = mirror_consistent(mirrored[: len(p)], scan.points, origins, cfg.symmetry_margin)
+        dropped = float(1.0 - keep.mean())
+        queries.append(mirrored)
+        targets.append(np.concatenate(targets[:3]))
+        bounds.append(np.zeros(len(mirrored), dtype=bool))
+        weights.append(np.tile(np.where(keep, cfg.symmetry_weight, 0.0), 3))
     return ShapeObservations(
         queries=np.concatenate(queries).astype(np.float32),
         targets=np.concatenate(targets).astype(np.float32),
         lower_bound=np.concatenate(bounds),
+        weights=np.concatenate(weights).astype(np.float32),
+        mirrored_dropped=dropped,
     )
+
+
+def mirror_consistent(candidates: np.ndarray, points: np.ndarray, origins: np.ndarray, margin: float, rays_per_point: float = 1.5) -> np.ndarray:
+    """``(C,)`` bool: which ``candidates: (C, 3)`` no camera's free space contradicts.
+
+    ``points: (M, 3)`` were seen from ``origins: (M, 3)`` (one camera or several). For each camera,
+    a candidate is contradicted when an observed point lies on (nearly) the same ray from that camera
+    more than ``margin`` farther away: the ray reached it through the candidate. "Nearly the same
+    ray": within ``rays_per_point`` times the median angular spacing of that camera's points.
+    """
+    keep = np.ones(len(candidates), dtype=bool)
+    cameras, which = np.unique(np.asarray(origins, dtype=np.float64), axis=0, return_inverse=True)
+    for k, camera in enumerate(cameras):
+        seen = points[which.reshape(-1) == k] - camera
+        if len(seen) < 2:
+            continue
+        depth = np.linalg.norm(seen, axis=1)
+        tree = cKDTree(seen / depth[:, None])
+        spacing, _ = tree.query(seen / depth[:, None], k=2)
+        radius = rays_per_point * float(np.median(spacing[:, 1]))
+        to = candidates - camera
+        cand_depth = np.linalg.norm(to, axis=1)
+        near = tree.query_ball_point(to / cand_depth[:, None], r=radius)
+        farthest = np.array([depth[n].max() if n else -np.inf for n in near])
+        keep &= ~(farthest > cand_depth + margin)
+    return keep
 
 
 def _enter_unit_sphere(origin: np.ndarray, rays: np.ndarray) -> np.ndarray:
