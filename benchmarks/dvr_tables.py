@@ -2,6 +2,7 @@
 one view and from three, scored against their full ground-truth clouds.
 
     .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N]
+        [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--out results/dvr_tables]
 
 What it does (every stage resumes from what ``--work`` already holds):
 
@@ -17,9 +18,13 @@ What it does (every stage resumes from what ``--work`` already holds):
    ``[-0.55, 0.55]^3``.
 6. ``eval`` against ``pointcloud.npz`` (100k points, 30k used) with the scans given, so the errors are
    also split between the observed and unobserved parts of each table; metrics in DeepSDF's
-   unit-sphere frame of each ground truth (protocol: docs/metrics.md).
+   unit-sphere frame of each ground truth (protocol: docs/metrics.md). Beside ours, the references
+   (``shapes/references.py``): the mean shape, the retrieved training table, the oracle nearest
+   training table and the scan itself.
 
-The last line is JSON: per-view-count means and medians, and per-shape rows.
+The last line is JSON: ``chamfer_median_1view``, ``chamfer_median_3view``,
+``retrieval_chamfer_median_1view`` (and the other references' and F@1%'s), then per set the medians,
+means, references and whether ours beats each; ``--out`` stores it with the CSVs.
 """
 
 from __future__ import annotations
@@ -54,10 +59,20 @@ from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
-VIEW_SETS = {"1 view": [0], "3 views": [0, 8, 16], "1 view no camera": [0]}
-"""Scan sets by label; "no camera" keeps only the points of the one-view scans (a raw cloud: normals
-estimated, no free space; both orientations fitted, the better kept), to measure completion of
-camera-less clouds against the same truth."""
+VIEW_SETS = {
+    "1 view": ([0], True, "none"),
+    "3 views": ([0, 8, 16], True, "none"),
+    "1 view no camera": ([0], False, "none"),
+    "1 view, symmetry": ([0], True, "canonical"),
+    "3 views, symmetry": ([0, 8, 16], True, "canonical"),
+    "1 view no camera, symmetry": ([0], False, "canonical"),
+}
+"""Scan sets by label: (views, camera kept, symmetry). "no camera" keeps only the points of the
+one-view scans (a raw cloud: normals estimated with ``--orientation``, no free space), to measure
+completion of camera-less clouds against the same truth. "symmetry": the observations mirrored
+across the canonical plane (``ObservationConfig.symmetry``)."""
+TAGS = {"1 view": "1view", "3 views": "3view"}
+"""Short names of the sets in the JSON line (``chamfer_median_1view``...): the first two."""
 
 
 def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -100,7 +115,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--procedural", type=int, default=60, help="generated tables added to the 20 PSB tables")
     parser.add_argument("--iterations", type=int, default=400, help="latent fitting steps per scan")
-    parser.add_argument("--sets", default=",".join(VIEW_SETS), help="scan sets to complete and score (comma-separated labels)")
+    parser.add_argument("--out", default="", help="folder for the stored summary and CSVs (e.g. results/dvr_tables)")
+    parser.add_argument("--sets", default="1 view;3 views", help=f"scan sets to complete and score (';'-separated, of: {'; '.join(VIEW_SETS)})")
+    parser.add_argument("--orientation", default="gravity", help="normals of camera-less scans: gravity, viewpoint or centroid (shapes.scans.estimate_normals)")
+    parser.add_argument("--hypotheses", action="store_true", help="camera-less scans: also fit every one with its normals flipped, keep the lower data loss")
+    parser.add_argument("--iou-points", type=int, default=0, help="uniform points of the IoU estimate (0: no IoU; it is an estimate on unoriented DVR clouds)")
     args = parser.parse_args()
     for needed in (PSB_TABLES, DVR):
         if not needed.is_dir():
@@ -134,14 +153,14 @@ def main() -> None:
 
     objects = sorted(p.name for p in DVR.iterdir() if (p / "cameras.npz").is_file())[: 4 if args.quick else None]
     results = {}
-    sets = [label.strip() for label in args.sets.split(",") if label.strip()]
+    sets = [label.strip() for label in args.sets.split(";") if label.strip()]
     unknown = [label for label in sets if label not in VIEW_SETS]
     if unknown:
         sys.exit(f"benchmarks/dvr_tables.py: unknown --sets {unknown}; choose from {list(VIEW_SETS)}")
     for label in sets:
-        views = VIEW_SETS[label]
-        camera = "no camera" not in label
+        views, camera, symmetry = VIEW_SETS[label]
         tag = f"{len(views)}view" + ("" if camera else "_nocamera")
+        run_tag = tag + ("_symmetry" if symmetry != "none" else "")
         t0 = time.perf_counter()
         scans, with_camera = work / "scans" / tag, work / "scans" / f"{len(views)}view"
         export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(with_camera), views=views))
@@ -153,22 +172,29 @@ def main() -> None:
         for extra in sorted(scans.glob("*.npz")):
             if extra.stem not in objects:
                 extra.unlink()
-        out = work / "completed" / tag
+        out = work / "completed" / run_tag
         done = complete(
             CompleteConfig(
-                run=str(work / "run"), input=str(scans), output=str(out), batch_size=20, orientation_hypotheses=True,
-                fit=FitConfig(iterations=args.iterations, restarts=1), observe=ObservationConfig(num_surface=2000),
+                run=str(work / "run"), input=str(scans), output=str(out), batch_size=20, orientation_hypotheses=args.hypotheses,
+                fit=FitConfig(iterations=args.iterations, restarts=1),
+                observe=ObservationConfig(num_surface=2000, orient_normals=args.orientation, symmetry=symmetry),
                 mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
             )
         )
-        seconds[f"complete_{tag}"] = time.perf_counter() - t0
-        metrics = evaluate(EvalConfig(pred=str(out), gt=str(DVR), output=str(work / f"metrics_{tag}.json"), scans=str(scans), progress=False))
+        seconds[f"complete_{run_tag}"] = time.perf_counter() - t0
+        tag = run_tag
+        metrics = evaluate(EvalConfig(pred=str(out), gt=str(DVR), output=str(work / f"metrics_{tag}.json"), scans=str(scans), iou_points=args.iou_points, progress=False))
         rows = dict(metrics["shapes"])
         for name in objects:
             entry = done["scans"].get(name, {"status": "missing"})
             if entry["status"] != "ok":
                 rows[name] = {"status": entry["status"], "reason": entry.get("reason", "")}
-        results[label] = {"views": views, "completed": metrics["count"], "of": len(objects), "mean": metrics["mean"], "median": metrics["median"], "shapes": rows, "csv": metrics.get("csv")}
+        references = {m: {"median": e["median"], "mean": e["mean"], "count": e["count"]} for m, e in metrics.get("methods", {}).items() if m != "ours"}
+        results[label] = {
+            "views": views, "camera": camera, "symmetry": symmetry, "completed": metrics["count"], "of": len(objects),
+            "mean": metrics["mean"], "median": metrics["median"], "references": references, "comparison": metrics.get("comparison", {}),
+            "shapes": rows, "csv": metrics.get("csv"),
+        }  # fmt: skip
         print(f"\n{label} (views {views}): {metrics['count']}/{len(objects)} completed in {seconds[f'complete_{tag}']:.0f} s; metrics: {work / f'metrics_{tag}.json'}")
         columns = ["chamfer_x1000", "fscore@1%", "fscore@2%", "normal_consistency", "iou", "mesh_accuracy", "mesh_completion", "observed.completion", "unobserved.completion"]
         print(f"{'table':<34} " + " ".join(f"{c.replace('_completion', '_cmpl').replace('mesh_', ''):>12}" for c in columns))
@@ -181,7 +207,30 @@ def main() -> None:
         for what in ("mean", "median"):
             agg = metrics[what]
             print(f"{what:<34} " + " ".join(f"{agg.get(c, float('nan')):12.4f}" for c in columns))
-    print(json.dumps({"model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds, "results": results}))
+        for m, e in references.items():
+            if e["count"]:
+                print(f"{m + ' (median)':<34} " + " ".join(f"{e['median'].get(c, float('nan')):12.4f}" for c in columns))
+        print("ours against the references (median): " + "; ".join(f"{k.replace('_', ' ')}: " + ", ".join(f"{n} {'yes' if v else 'NO'}" for n, v in verdict.items()) for k, verdict in metrics.get("comparison", {}).items()))
+    headline = {}
+    for label, tag in TAGS.items():
+        if label in results:
+            r = results[label]
+            headline[f"chamfer_median_{tag}"] = r["median"].get("chamfer")
+            headline[f"fscore1_median_{tag}"] = r["median"].get("fscore@1%")
+            for m, e in r["references"].items():
+                if e["count"]:
+                    headline[f"{m}_chamfer_median_{tag}"] = e["median"].get("chamfer")
+                    headline[f"{m}_fscore1_median_{tag}"] = e["median"].get("fscore@1%")
+    summary = {**headline, "model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds}
+    if args.out:
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "dvr_tables.json").write_text(json.dumps({**summary, "results": results}, indent=2))
+        for label in results:
+            src = Path(results[label]["csv"])
+            if src.is_file():
+                (out_dir / src.name).write_bytes(src.read_bytes())
+    print(json.dumps({**summary, "results": {k: {kk: v[kk] for kk in ("median", "mean", "references", "comparison")} for k, v in results.items()}}))
 
 
 if __name__ == "__main__":

@@ -370,7 +370,7 @@ def test_camera_less_scans_are_fitted_in_both_orientations(trained_run, data_dir
         runs[both] = complete(cfg)["scans"]
     codes = {both: dict(zip(*(lambda z: (z["names"], z["codes"]))(np.load(tmp_path / f"both_{both}" / "latents.npz")))) for both in runs}
     for name, entry in runs[True].items():
-        assert entry["normals"] == "estimated (viewpoint)" and entry["data_loss"] <= entry["data_loss_other_orientation"]
+        assert entry["normals"] == "estimated (gravity)" and entry["data_loss"] <= entry["data_loss_other_orientation"]
         alone = runs[False][name]
         assert "data_loss_other_orientation" not in alone and alone["normals_flipped"] is False
         if entry["normals_flipped"]:

@@ -62,7 +62,8 @@ class CompleteConfig:
     told from the cloud alone; ``true`` fits each twice, with its estimated normals and with every
     one of them flipped, and keeps the fit with the lower data loss (``completion.json`` says which).
     Off by default: on the 20 DVR one-view tables the lower loss picked the true side for 13, the
-    estimated normals alone for 14 (benchmarks/RESULTS.md), at twice the fitting cost."""
+    ``viewpoint`` normals alone for 14 (benchmarks/RESULTS.md) and the ``gravity`` ones (the default)
+    for 17 (results/orientation), at twice the fitting cost."""
     clamp: float = 0.1
     """Clamp δ of the loss (as in training)."""
     init: str = "random"

@@ -53,10 +53,11 @@ class ObservationConfig:
     """Free-space samples stay at least this far (normalised units) in front of the hit."""
     normal_knn: int = 30
     """Neighbours for normal estimation when the scan has no normals."""
-    orient_normals: str = "viewpoint"
-    """How estimated normals of a scan with no camera are turned outwards: ``viewpoint`` (towards the
-    position one depth camera could have seen the cloud from), ``centroid`` or ``none``; see
-    :func:`sdf_autodec.shapes.scans.estimate_normals`."""
+    orient_normals: str = "gravity"
+    """How estimated normals of a scan with no camera are turned outwards: ``gravity`` (towards the
+    position above the floor one depth camera could have seen the cloud from; up is +y),
+    ``viewpoint`` (any position, then flipped if they face the centroid), ``centroid`` or ``none``;
+    see :func:`sdf_autodec.shapes.scans.estimate_normals`."""
     grazing_limit_deg: float = 75.0
     """Surface points seen at a larger angle between ray and normal are not used (camera scans)."""
     symmetry: str = "none"
