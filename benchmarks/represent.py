@@ -69,6 +69,8 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "6 x 256": (SIX_BY_256, []),
     "6 x 256, no cleaning": (SIX_BY_256, ["clean=none"]),
     "6 x 256, clean faces": (SIX_BY_256, ["clean=faces"]),
+    "6 x 256, 200 steps x 4000": (SIX_BY_256, ["fit.iterations=200", "samples=4000"]),
+    "6 x 256, random start": (SIX_BY_256, ["init=random"]),
 }
 
 

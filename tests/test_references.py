@@ -65,3 +65,21 @@ def test_eval_without_a_report_scores_ours_alone(trained_run, data_dir, tmp_path
     result = evaluate(EvalConfig(pred=str(tmp_path / "m"), gt=str(data_dir), output=str(tmp_path / "m.json"), num_points=1000, iou_points=0, progress=False))
     assert result["comparison"] == {} and all(e["count"] == 0 for m, e in result["methods"].items() if m != "ours")
     assert "naming the run" in next(iter(result["methods"]["oracle"]["missing"].values()))
+
+
+def test_bad_scans_get_one_line_and_the_batch_is_completed(recon_run, data_dir, tmp_path):
+    import numpy as np
+
+    keys = _scans(data_dir, tmp_path / "scans", "all")
+    good = tmp_path / "scans" / f"{keys[0].id}_v00.npz"
+    with np.load(good) as z:
+        points, camera = z["points"].copy(), z["camera_origin"].copy()
+    points[::7] = np.nan  # every 7th point lost
+    np.savez(tmp_path / "scans" / "holes.npz", points=points, camera_origin=camera)
+    np.savez(tmp_path / "scans" / "few.npz", points=np.concatenate([points[1:6], np.full((40, 3), np.nan)]), camera_origin=camera)
+    cfg = CompleteConfig(run=str(recon_run), input=str(tmp_path / "scans"), output=str(tmp_path / "out"), fit=FitConfig(iterations=10), mesh=MeshConfig(resolution=16), progress=False)
+    cfg.observe.num_surface = 200
+    report = complete(cfg)["scans"]
+    assert report["few"]["status"] == "failed" and "few.npz" in report["few"]["reason"] and "5 finite points" in report["few"]["reason"]
+    assert report["holes"]["non_finite_points_dropped"] == len(points[::7]) and "loss" in report["holes"]
+    assert all("loss" in report[f"{k.id}_v00"] for k in keys)  # the rest of the batch was fitted

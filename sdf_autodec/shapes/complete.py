@@ -145,6 +145,8 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
+            if scan.dropped:
+                entry["non_finite_points_dropped"] = scan.dropped
             if cfg.observe.symmetry != "none":
                 entry["mirrored_dropped"] = observed[v].mirrored_dropped
             if scan.name in retrieved:

@@ -19,6 +19,8 @@ from sdf_autodec.geometry.frames import fibonacci_sphere
 from sdf_autodec.optional import open3d
 
 SCAN_SUFFIXES = (".npz", ".ply", ".pcd", ".xyz", ".pts")
+MIN_POINTS = 10
+"""Fewest finite points a scan may have: normals need neighbours, and a fit needs something to fit."""
 
 
 class ScanError(ValueError):
@@ -33,6 +35,7 @@ class PartialScan:
     points: np.ndarray  # (M, 3) float64
     camera_origin: np.ndarray | None = None  # (3,), or (M, 3): the camera that saw each point
     normals: np.ndarray | None = None  # (M, 3), pointing outwards
+    dropped: int = 0  # points of the file left out as not finite (NaN or inf)
 
 
 def read_scan(path: str | Path) -> PartialScan:
@@ -70,13 +73,17 @@ def read_scan(path: str | Path) -> PartialScan:
     if points.ndim != 2 or points.shape[1] != 3:
         raise ScanError(f"{path}: points have shape {points.shape}, expected (M, 3)")
     keep = np.isfinite(points).all(axis=1)
-    if keep.sum() < 10:
-        raise ScanError(f"{path}: only {int(keep.sum())} finite points; need at least 10")
+    if camera is not None and camera.ndim == 2:
+        keep &= np.isfinite(camera).all(axis=1)
+    elif camera is not None and not np.isfinite(camera).all():
+        raise ScanError(f"{path}: the camera position is not finite ({camera})")
+    if keep.sum() < MIN_POINTS:
+        raise ScanError(f"{path}: only {int(keep.sum())} finite points; need at least {MIN_POINTS}")
     if normals is not None and normals.shape != points.shape:
         normals = None
     if camera is not None and camera.ndim == 2:
         camera = camera[keep]
-    return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep])
+    return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep], dropped=int((~keep).sum()))
 
 
 def find_scans(path: str | Path) -> list[Path]:
