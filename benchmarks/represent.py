@@ -101,8 +101,11 @@ def slug_of(name: str) -> str:
 
 
 def run_name(cls: str, budget: str, train_extra: list[str]) -> str:
-    """The run folder of a class, budget and set of training overrides (shared by the variants that only change the fit)."""
-    key = hashlib.sha1(json.dumps(train_extra).encode()).hexdigest()[:8]
+    """The run folder of a class, budget and set of training overrides (shared by the variants that
+    only change the fit). The key covers the CPU recipe's preset too, so that a run trained under an
+    older recipe is never reused for a newer one."""
+    preset = (REPO / "conf" / "model" / "budget_cpu.yaml").read_text()
+    key = hashlib.sha1((json.dumps(train_extra) + preset).encode()).hexdigest()[:8]
     return f"run_{cls}_{budget}_{key}"
 
 

@@ -32,8 +32,8 @@ class Recipe:
 BUDGET_RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(
         "budget_cpu",
-        "DeepSDF's decoder at 16 x 2048 samples per step, the schedule laid over the budget: the recipe measured at a 30-minute "
-        "CPU budget on held-out PSB shapes (conf/model/budget_cpu.yaml; benchmarks/RESULTS.md, 'benchmarks/represent.py')",
+        "a 6 x 256 decoder at 32 x 1024 samples per step, the schedule laid over the budget: the recipe that measured best at a "
+        "30-minute CPU budget on held-out PSB shapes (conf/model/budget_cpu.yaml; benchmarks/RESULTS.md, 'benchmarks/represent.py')",
     ),
     "cuda": Recipe("deepsdf", "no recipe was measured on a GPU yet: DeepSDF's own"),
 }
