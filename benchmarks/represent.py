@@ -60,17 +60,15 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "recipe, DeepSDF fit": ([], ["fit=deepsdf"]),
     "recipe, random start": ([], ["init=random"]),
     "recipe, fixed samples": ([], ["resample=false"]),
-    "recipe, 200 steps x 4000": ([], ["fit.iterations=200", "samples=4000"]),
+    "recipe, 80 steps x 1500": ([], ["fit.iterations=80", "samples=1500"]),
     "recipe, mesh 96": ([], ["mesh.resolution=96"]),
     "recipe, no cleaning": ([], ["clean=none"]),
     "recipe, clean faces": ([], ["clean=faces"]),
     "deepsdf preset, 16 x 2048": (["model=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
     "6 x 256, cube rotations": (SIX_BY_256 + ["rotations=cube"], []),
-    "6 x 256": (SIX_BY_256, []),
-    "6 x 256, no cleaning": (SIX_BY_256, ["clean=none"]),
-    "6 x 256, clean faces": (SIX_BY_256, ["clean=faces"]),
-    "6 x 256, 200 steps x 4000": (SIX_BY_256, ["fit.iterations=200", "samples=4000"]),
-    "6 x 256, random start": (SIX_BY_256, ["init=random"]),
+    "6 x 256": (SIX_BY_256, []),  # = the recipe since budget_cpu became 6 x 256 (kept for results/represent_30m_6x256)
+    "8 x 512, 16 x 2048 (first cut)": (["model.depth=8", "model.width=512", "model.latent_size=256", "model.skip_layers=[4]", "model.dropout=0.2",
+                                        "scenes_per_batch=16", "samples_per_scene=2048", "lr_decoder=5e-4", "lr_codes=1e-3"], []),
 }
 
 
