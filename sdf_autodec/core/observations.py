@@ -42,6 +42,13 @@ class Observations:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Observations(move(self.queries), move(self.targets), move(self.weights), move(self.lower_bound))
 
+    def subsample(self, count: int, generator: torch.Generator) -> "Observations":
+        """The same ``count`` random elements of every instance (``queries`` and ``targets`` shaped
+        ``(K, N, ...)``, ``(K, N)``; e.g. a probe for :func:`core.fitting.nearest_codes`)."""
+        cols = torch.randperm(self.targets.shape[1], generator=generator)[: max(1, count)].to(self.targets.device)
+        pick = lambda t: None if t is None else t[:, cols]  # noqa: E731
+        return Observations(pick(self.queries), pick(self.targets), pick(self.weights), pick(self.lower_bound))
+
     def select(self, index: torch.Tensor | slice) -> "Observations":
         """The sub-batch of instances ``index``."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731

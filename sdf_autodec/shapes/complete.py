@@ -123,8 +123,7 @@ def complete(cfg: CompleteConfig) -> dict:
             of_scan.setdefault(i, []).append(v)
         index = None
         if cfg.references or cfg.init == "nearest":
-            columns = torch.randperm(obs.targets.shape[1], generator=torch_generator(cfg.fit.seed, "probe"))[: max(1, cfg.retrieval_probe)].to(device)
-            probe = Observations(obs.queries[:, columns], obs.targets[:, columns], None if obs.weights is None else obs.weights[:, columns], obs.lower_bound[:, columns])
+            probe = obs.subsample(cfg.retrieval_probe, torch_generator(cfg.fit.seed, "probe"))
             index, index_loss = nearest_codes(model.decoder, model.latents, obs, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist, with_loss=True)
             for i, scan in enumerate(batch):  # a scan's retrieval: its best variant's
                 v = min(of_scan[i], key=lambda v: float(index_loss[v]))

@@ -230,8 +230,7 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
 
         index, t_retrieval = None, 0.0
         if cfg.init == "nearest" or (cfg.evaluate and cfg.references):  # retrieval: a start, or the reference row
-            cols = torch.randperm(cfg.samples, generator=torch_generator(cfg.fit.seed, "probe"))[: max(1, cfg.retrieval_probe)].to(device)  # pos, neg (and far) in proportion
-            probe = Observations(scoring.queries[:, cols], scoring.targets[:, cols])
+            probe = scoring.subsample(cfg.retrieval_probe, torch_generator(cfg.fit.seed, "probe"))  # pos, neg (and far) in proportion
             t_start = time.perf_counter()
             index = nearest_codes(model.decoder, model.latents, scoring, element_loss, probe=probe, shortlist=cfg.retrieval_shortlist)
             if cfg.init != "nearest":  # only the reference row needs it: its cost is not the fit's
