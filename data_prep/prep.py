@@ -19,7 +19,6 @@ all finished meshes) and writes ``manifest.json``, the splits and the packed tra
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import time
@@ -42,6 +41,7 @@ from sdf_autodec.geometry.layout import (
     DatasetLayout,
     ShapeKey,
     keys_to_split,
+    read_manifest_entries,
     read_split,
     write_json,
     write_normalization,
@@ -225,16 +225,6 @@ def split_keys(keys: list[ShapeKey], test_fraction: float, seed: int) -> tuple[l
     return train, test
 
 
-def _read_manifests(layout: DatasetLayout) -> dict:
-    entries: dict = {}
-    for path in layout.manifests():
-        try:
-            entries.update(json.loads(path.read_text()).get("shapes", {}))
-        except (OSError, json.JSONDecodeError):
-            continue  # an unreadable manifest only costs a redo of its meshes
-    return entries
-
-
 def prep_dataset(cfg: PrepConfig) -> PrepReport:
     """Run the whole preprocessing; see the module docstring."""
     if not cfg.input or not cfg.output:
@@ -250,7 +240,7 @@ def prep_dataset(cfg: PrepConfig) -> PrepReport:
     layout = DatasetLayout(cfg.output)
     layout.root.mkdir(parents=True, exist_ok=True)
     manifest_path = layout.manifest if shard_count == 1 else layout.shard_manifest(shard_index, shard_count)
-    previous = _read_manifests(layout)
+    previous = read_manifest_entries(layout)  # an unreadable manifest only costs a redo of its meshes
     entries: dict = {}
     report = PrepReport(ok=[], rejected={}, failed={}, skipped=[], manifest=manifest_path)
 

@@ -10,7 +10,9 @@ from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
+from sdf_autodec.shapes.pictures import RenderConfig, render_inputs
 from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
+from sdf_autodec.shapes.report import ReportConfig, build_report
 from sdf_autodec.shapes.recipes import apply_preset, budget_recipe
 from sdf_autodec.shapes.train import TrainConfig, parse_budget, resolve_device, train
 
@@ -97,12 +99,35 @@ def run_reconstruct(cfg: ReconstructConfig) -> None:
         sys.exit(1)
 
 
+def run_render(cfg: RenderConfig) -> None:
+    report = render_inputs(cfg)
+    shapes = report["shapes"]
+    ok = [n for n, r in shapes.items() if r["status"] == "ok"]
+    print(f"render: {len(ok)}/{len(shapes)} pictures written to {cfg.output}")
+    for name, r in shapes.items():
+        for note in r.get("notes", []) + ([r["reason"]] if r["status"] != "ok" else []):
+            print(f"  {name}: {note}")
+    if not ok:
+        sys.exit(1)
+
+
 prep_main = hydra_app("prep", PrepConfig, run_prep)
 train_main = hydra_app("train", TrainConfig, run_train)
 complete_main = hydra_app("complete", CompleteConfig, run_complete)
 mesh_main = hydra_app("mesh", MeshRunConfig, run_mesh)
 reconstruct_main = hydra_app("reconstruct", ReconstructConfig, run_reconstruct)
 eval_main = hydra_app("eval", EvalConfig, run_eval)
+render_main = hydra_app("render", RenderConfig, run_render)
+
+
+def run_report(cfg: ReportConfig) -> None:
+    result = build_report(cfg)
+    for what, why in result["missing"]:
+        print(f"  missing: {what}: {why}")
+    print(f"report: {result['shapes']} shapes, {result['bytes'] / 1e6:.2f} MB in {result['seconds']:.1f} s: {result['path']}")
+
+
+report_main = hydra_app("report", ReportConfig, run_report)
 
 
 def run_dvr(cfg: DvrScanConfig) -> None:

@@ -13,6 +13,8 @@ COMMANDS = {
     "reconstruct": ("sdf_autodec.cli.commands", "reconstruct_main", "unknown shapes' SDF samples → fitted latents → meshes → metrics (DeepSDF's protocol)"),
     "mesh": ("sdf_autodec.cli.commands", "mesh_main", "training latents → meshes (marching cubes)"),
     "eval": ("sdf_autodec.cli.commands", "eval_main", "meshes vs ground truth → metrics JSON (Chamfer, F-score, NC)"),
+    "render": ("sdf_autodec.cli.commands", "render_main", "meshes, scans (and their ground truth) → PNG pictures, headless"),
+    "report": ("sdf_autodec.cli.commands", "report_main", "a run and its outputs → one self-contained HTML page (metrics, pictures, QA, codes, slices)"),
     "demo": ("sdf_autodec.cli.demo", "demo_main", "all of it on the bundled procedural shapes"),
     "mnist": ("sdf_autodec.cli.mnist", "mnist_main", "images: autoencoder vs autodecoder on MNIST, masked completion, latent spaces"),
 }
@@ -30,6 +32,8 @@ examples:
   sdf-autodec reconstruct run=runs/a data=data/ split=test output=recon/ [fit=fast]
   sdf-autodec mesh run=runs/a output=meshes/ resolution=256
   sdf-autodec eval pred=completed/ gt=data/ output=metrics.json
+  sdf-autodec render input=completed/ gt=data/ output=pictures/ [view.views=3]
+  sdf-autodec report run=runs/a data=data/ eval=metrics.json completed=completed/ output=report.html
   sdf-autodec demo output=demo_out
 """
 

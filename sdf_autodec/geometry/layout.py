@@ -157,6 +157,18 @@ def read_latents(path: Path) -> tuple[list[str], np.ndarray]:
     return names, codes
 
 
+def read_manifest_entries(layout: DatasetLayout) -> dict:
+    """Every mesh entry of the data directory's manifests (shards first, the main one last, later
+    entries winning), keyed ``<class>/<id>``; ``{}`` when there is none. An unreadable manifest is skipped."""
+    entries: dict = {}
+    for path in layout.manifests():
+        try:
+            entries.update(json.loads(path.read_text()).get("shapes", {}))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return entries
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=False).encode()))
 

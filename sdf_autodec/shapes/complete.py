@@ -5,8 +5,8 @@ fitted together by the core's batched fitting. Writes, in OUTPUT::
 
     <scan stem>.ply                  completed mesh (normalised frame, or source frame with ``normalization=``)
     latents.npz                      names (S,), codes (S, D)
-    completion.json                  per scan: final loss, data loss, points used, the retrieved training
-                                     shape, mesh path or the reason it has none
+    completion.json                  per scan: its file, final loss, data loss, points used, the retrieved
+                                     training shape, mesh path or the reason it has none
     references/mean_shape.ply        the zero code's mesh            } the trivial answers (``shapes/references.py``),
     references/retrieval/<stem>.ply  the retrieved training shape's  } scored beside ours by ``eval``
 
@@ -93,7 +93,7 @@ def complete(cfg: CompleteConfig) -> dict:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"run": str(model.checkpoint), "config": json.loads(json.dumps(asdict(cfg))), "scans": {}}
-    scans = []
+    scans, scan_files = [], {}
     for path in find_scans(cfg.input):
         try:
             scan = read_scan(path)
@@ -105,6 +105,7 @@ def complete(cfg: CompleteConfig) -> dict:
             scan.points = norm.apply(scan.points)
             scan.camera_origin = None if scan.camera_origin is None else norm.apply(np.atleast_2d(scan.camera_origin)).reshape(np.shape(scan.camera_origin))
         scans.append(scan)
+        scan_files[scan.name] = str(path)
     names, codes, retrieved = [], [], {}
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
@@ -138,6 +139,7 @@ def complete(cfg: CompleteConfig) -> dict:
         for k, (scan, v) in enumerate(zip(batch, chosen)):
             entry = {
                 "status": "ok",
+                "scan": scan_files[scan.name],
                 "loss": float(result.losses[v]),
                 "data_loss": float(result.data_losses[v]),
                 "initial_loss": float(result.history[0, v]),

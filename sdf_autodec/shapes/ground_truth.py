@@ -69,8 +69,9 @@ def read_surface(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return points, (np.asarray(cloud.normals) if cloud.has_normals() else None)
 
 
-def read_dvr_cloud(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``points, normals: (M, 3)`` float64 of a DVR ``pointcloud.npz``, deduplicated, normals oriented outwards."""
+def read_dvr_cloud(path: Path, orient: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``points, normals: (M, 3)`` float64 of a DVR ``pointcloud.npz``, deduplicated, normals oriented
+    outwards (left with the file's arbitrary signs when not ``orient``: seconds saved where only the points matter)."""
     try:
         with np.load(path) as data:
             points, normals = np.asarray(data["points"], np.float64), np.asarray(data["normals"], np.float64)
@@ -83,7 +84,8 @@ def read_dvr_cloud(path: Path) -> tuple[np.ndarray, np.ndarray]:
     points, normals = deduplicate(points, normals)
     if len(points) < 10:
         raise DatasetError(f"{path}: only {len(points)} usable ground-truth points")
-    normals, _ = orient_normals(points, normals)
+    if orient:
+        normals, _ = orient_normals(points, normals)
     return points, normals
 
 
@@ -111,15 +113,16 @@ class GroundTruthSource:
         prefixes = [i for i in self.ids if stem.startswith(i + "_")]
         return max(prefixes, key=len) if prefixes else None
 
-    def load(self, shape_id: str) -> GroundTruth:
+    def load(self, shape_id: str, normals: bool = True) -> GroundTruth:
+        """One shape's ground truth; without ``normals`` a DVR cloud's normals keep their arbitrary signs."""
         if self.format == "data":
             key = self.keys[shape_id]
             points, normals = read_surface(self.layout.surface(key))
             stored = read_normalization(self.layout.normalization(key))
             return GroundTruth(key.cls, points, normals, stored if self.convention == "deepsdf" else deepsdf_normalization(points), stored)
-        points, normals = read_dvr_cloud(self.root / shape_id / DVR_CLOUD)
+        points, oriented = read_dvr_cloud(self.root / shape_id / DVR_CLOUD, orient=normals)
         norm = deepsdf_normalization(points)
-        return GroundTruth("", points, normals, norm, norm)
+        return GroundTruth("", points, oriented, norm, norm)
 
 
 def prep_convention(layout: DatasetLayout) -> str:
