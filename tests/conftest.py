@@ -72,3 +72,21 @@ def recon_run(data_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("recon_run")
     train(tiny_train_config(data_dir, run, split="all", epochs=300, samples_per_scene=512, lr_decoder=3e-3, lr_codes=3e-3, lr_halve_every=150, checkpoint_every=1000))
     return run
+
+
+TINY_DEMO = (
+    "shapes.shapes_per_family=2", "shapes.families=[chair,table]", "samples.num_samples=3000", "samples.surface_points=2000",
+    "train.epochs=30", "train.samples_per_scene=512", "fit.iterations=10", "observe.num_surface=200", "resolution=24",
+    "training_meshes=1", "reconstruct_samples=500",
+)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The demo's command line on tiny settings, run once: ``(output folder, CompletedProcess)``."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    proc = subprocess.run([sys.executable, "-m", "sdf_autodec.cli.main", "demo", f"output={out}", *TINY_DEMO], capture_output=True, text=True, timeout=400)
+    return out, proc

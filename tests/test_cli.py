@@ -83,17 +83,14 @@ def test_prep_fails_only_when_nothing_succeeds(tmp_path):
     assert out.returncode == 1 and "bad.obj" in out.stdout
 
 
-def test_demo_runs_end_to_end_on_tiny_settings(tmp_path):
-    out = cli(
-        "demo", f"output={tmp_path / 'demo'}", "shapes.shapes_per_family=2", "shapes.families=[chair,table]",
-        "samples.num_samples=3000", "samples.surface_points=2000", "train.epochs=30", "train.samples_per_scene=512",
-        "fit.iterations=10", "observe.num_surface=200", "resolution=24", "training_meshes=1", "reconstruct_samples=500", timeout=300,
-    )
+def test_demo_runs_end_to_end_on_tiny_settings(demo_run):
+    demo, out = demo_run
     assert out.returncode == 0, out.stderr[-2000:]
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    summary = json.loads((demo / "summary.json").read_text())
     assert summary["test_shapes"] and summary["train_shapes"] == 2
     assert set(summary["seconds"]) >= {"generate", "prep", "train", "complete", "reconstruct", "mesh", "eval", "total"}
     assert {"chamfer", "fscore@1%"} <= set(summary["completion"])
     assert summary["reconstruction"]["shapes"] == len(summary["test_shapes"])  # the held-out shapes, from their SDF samples
     assert set(summary["reconstruction_references"]) == {"mean_shape", "retrieval", "oracle"}
-    assert (tmp_path / "demo" / "run" / "checkpoints" / "latest.pt").is_file()
+    assert (demo / "run" / "checkpoints" / "latest.pt").is_file()
+    assert (demo / "report.html").is_file() and out.stdout.strip().splitlines()[-1] == f"[demo] report: {demo / 'report.html'}"

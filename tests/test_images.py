@@ -288,6 +288,8 @@ def test_quick_preset_end_to_end(tmp_path):
         assert (out_dir / figure).stat().st_size > 1000, figure
     report = (out_dir / "report.md").read_text()
     assert "| centre 8x8 | ad |" in report and "![tsne](tsne.png)" in report
+    page = (out_dir / "report.html").read_text()  # the same tables and figures, self-contained
+    assert "<td class=\"text\">centre 8x8</td>" in page and page.count('src="data:image/png;base64,') >= 5
     # a later stage alone reuses the trained models
     again = cli("mnist", f"output={out_dir}", f"data_dir={MNIST}", "preset=quick", "progress=false", "stages=[tsne]")
     assert again.returncode == 0, again.stderr[-2000:]

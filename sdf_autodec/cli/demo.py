@@ -3,7 +3,8 @@
 generate shapes → prep (SDF samples, surface samples, one virtual scan per shape) → train the small
 model on the train split → complete the scans of the held-out test shapes → reconstruct the held-out
 shapes from their SDF samples (DeepSDF's protocol, with the mean-shape, retrieval and oracle rows)
-→ mesh a few training shapes → evaluate against ground truth → ``OUTPUT/summary.json``.
+→ mesh a few training shapes → evaluate against ground truth → ``OUTPUT/summary.json`` → the HTML
+report ``OUTPUT/report.html`` (``shapes/report.py``), whose path is printed last.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sdf_autodec.shapes.mesh import MeshConfig
 from sdf_autodec.shapes.observations import ObservationConfig
 from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
 from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
+from sdf_autodec.shapes.report import ReportConfig, build_report
 from sdf_autodec.shapes.train import TrainConfig, train
 
 
@@ -52,6 +54,8 @@ class DemoConfig:
     """Training shapes whose codes are meshed and scored (how well the model holds what it was trained on)."""
     reconstruct_samples: int = 4000
     """SDF samples per step when reconstructing the held-out shapes (started from the nearest training code)."""
+    report: bool = True
+    """Write ``OUTPUT/report.html`` at the end."""
     seed: int = 0
     """Seed of every stage."""
 
@@ -141,6 +145,14 @@ def run_demo(cfg: DemoConfig) -> dict:
         },
         "config": json.loads(json.dumps(asdict(cfg))),
     }
+    if cfg.report:
+        report_cfg = ReportConfig(
+            run=str(run_dir), data=str(data_dir), eval=str(out / "metrics_completion.json") if completion else "", completed=str(out / "completed"),
+            reconstructed=str(out / "reconstructed"), output=str(out / "report.html"), title="sdf-autodec demo", seed=cfg.seed,
+        )
+        built = stage("report", lambda: build_report(report_cfg))
+        summary["seconds"] = {**seconds, "total": round(sum(seconds.values()), 2)}
+        summary["paths"]["report"] = built["path"]
     write_json(out / "summary.json", summary)
     print(f"\n[demo] done in {summary['seconds']['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})")
     rows = [("completion", summary["completion"]), ("reconstruction", summary["reconstruction"])]
@@ -152,6 +164,8 @@ def run_demo(cfg: DemoConfig) -> dict:
                 f"F@1% {m['fscore@1%']:.3f}, F@2% {m['fscore@2%']:.3f}, NC {m['normal_consistency']:.3f}"
             )
     print(f"  meshes: {out / 'completed'}, {out / 'reconstructed'}, {out / 'training_shapes'}; summary: {out / 'summary.json'}")
+    if cfg.report:
+        print(f"[demo] report: {summary['paths']['report']}")
     return summary
 
 

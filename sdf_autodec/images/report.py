@@ -1,4 +1,4 @@
-"""What the MNIST study writes: PNG figures, ``results.json`` and ``report.md``.
+"""What the MNIST study writes: PNG figures, ``results.json``, ``report.md`` and ``report.html``.
 
 ``results.json`` is read and updated by each stage (written atomically, strict JSON: no NaN). Its
 required shape, for scripts::
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sdf_autodec.atomic import atomic_write
+from sdf_autodec.webpage import Page
 
 HIDDEN_TINT = (0.15, 0.3, 0.75)
 """RGB of hidden pixels in the figures' input columns."""
@@ -214,58 +215,87 @@ def _winners(results: dict) -> dict[str, str]:
     return winners
 
 
-def write_report(path: Path, results: dict, figures: list[str]) -> None:
-    """``report.md``: the tables of ``results`` and the figures (paths relative to the report)."""
-    lines = ["# Autoencoder vs autodecoder on MNIST", ""]
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation")
+"""Keys of ``results.json`` that are not masked-completion experiments."""
+
+
+def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[str]]]]:
+    """The report's tables, once for both pages: ``(title, paragraphs, columns, rows)``."""
+    sections = []
     cfg = results.get("config", {})
     data = cfg.get("data", {})
+    intro = []
     if data:
-        lines += [
+        intro.append(
             f"Training images: {data.get('train_size')} (both models), validation: {data.get('val_size')}, "
             f"test: {data.get('test_size')} (MNIST test file), padded to {data.get('image_size')} x {data.get('image_size')}. "
             f"Latent size {cfg.get('net', {}).get('latent_size')} for both models. MSE per pixel on [0, 1] "
-            "(outputs clamped), PSNR = 10 log10(1 / MSE) of the mean MSE.",
-            "",
-        ]
-    header = "| experiment | model | MSE hidden | PSNR hidden (dB) | MSE whole | PSNR whole (dB) |"
-    rule = "|---|---|---:|---:|---:|---:|"
+            "(outputs clamped), PSNR = 10 log10(1 / MSE) of the mean MSE."
+        )
+    sections.append(("", intro, [], []))
     rows = []
     for size, entry in results.get("center", {}).items():
         for model, m in entry.items():
-            rows.append(f"| centre {size}x{size} | {model} | {_m(m, 'mse_hidden', '.4f')} | {_m(m, 'psnr_hidden', '.2f')} | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
-    for name in [k for k in results if k not in ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation") and isinstance(results[k], dict)]:
+            rows.append([f"centre {size}x{size}", model, _m(m, "mse_hidden", ".4f"), _m(m, "psnr_hidden", ".2f"), _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
+    for name in [k for k in results if k not in SKIP and isinstance(results[k], dict)]:
         for model, m in results[name].items():
             if isinstance(m, dict):
-                rows.append(f"| {name} | {model} | {_m(m, 'mse_hidden', '.4f')} | {_m(m, 'psnr_hidden', '.2f')} | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
+                rows.append([name, model, _m(m, "mse_hidden", ".4f"), _m(m, "psnr_hidden", ".2f"), _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
     for model, m in results.get("full", {}).items():
-        rows.append(f"| nothing hidden | {model} | – | – | {_m(m, 'mse_whole', '.4f')} | {_m(m, 'psnr_whole', '.2f')} |")
+        rows.append(["nothing hidden", model, "–", "–", _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
     if rows:
-        lines += ["## Masked completion", "", header, rule, *rows, ""]
+        paragraphs = []
         winners = _winners(results)
         if winners:
-            lines += ["Lowest MSE on the hidden pixels: " + "; ".join(f"{name}: **{model}**" for name, model in winners.items()) + ".", ""]
-    notes = results.get("notes", {})
-    if notes:
-        lines += [f"- **{k}**: {v}" for k, v in notes.items()] + [""]
+            paragraphs.append("Lowest MSE on the hidden pixels: " + "; ".join(f"{name}: **{model}**" for name, model in winners.items()) + ".")
+        paragraphs += [f"- **{k}**: {v}" for k, v in results.get("notes", {}).items()]
+        sections.append(("Masked completion", paragraphs, ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)"], rows))
     clusters = results.get("clusters", {})
     if clusters:
-        lines += ["## Latent spaces", "", "| model | k-NN accuracy (test codes) | silhouette (test codes) | silhouette (training codes) |", "|---|---:|---:|---:|"]
-        for model, s in clusters.items():
-            lines.append(f"| {model} | {_m(s, 'knn_accuracy', '.3f')} | {_m(s, 'silhouette', '.3f')} | {_m(s, 'silhouette_train', '.3f')} |")
-        lines.append("")
+        rows = [[model, _m(c, "knn_accuracy", ".3f"), _m(c, "silhouette", ".3f"), _m(c, "silhouette_train", ".3f")] for model, c in clusters.items()]
+        sections.append(("Latent spaces", [], ["model", "k-NN accuracy (test codes)", "silhouette (test codes)", "silhouette (training codes)"], rows))
     training = results.get("training", {})
     if training:
-        lines += ["## Training", "", "| model | epochs | final train MSE | final validation MSE | seconds |", "|---|---:|---:|---:|---:|"]
+        rows = []
         for model, t in training.items():
             hist = t.get("history", [])
             vals = [r["val"] for r in hist if r.get("val") is not None]
-            lines.append(f"| {model} | {len(hist)} | {hist[-1]['train']:.4f} | {vals[-1]:.4f} | {t.get('seconds', 0):.0f} |" if hist and vals else f"| {model} | 0 | – | – | – |")
-        lines.append("")
-    seconds = results.get("seconds", {})
-    if seconds:
+            rows.append([model, str(len(hist)), f"{hist[-1]['train']:.4f}", f"{vals[-1]:.4f}", f"{t.get('seconds', 0):.0f}"] if hist and vals else [model, "0", "–", "–", "–"])
+        seconds = results.get("seconds", {})
         order = sorted(seconds, key=lambda k: k == "total")  # stages as recorded, the total last
-        lines += ["Wall time per stage (s): " + ", ".join(f"{k} {seconds[k]:.1f}" for k in order), ""]
+        wall = ["Wall time per stage (s): " + ", ".join(f"{k} {seconds[k]:.1f}" for k in order)] if seconds else []
+        sections.append(("Training", wall, ["model", "epochs", "final train MSE", "final validation MSE", "seconds"], rows))
+    return sections
+
+
+def write_report(path: Path, results: dict, figures: list[str]) -> None:
+    """``report.md`` and, beside it, ``report.html`` (self-contained: the figures embedded): the
+    tables of ``results`` and the figures (paths relative to the report)."""
+    title = "Autoencoder vs autodecoder on MNIST"
+    lines = [f"# {title}", ""]
+    page = Page(title)
+    for name, paragraphs, columns, rows in _sections(results):
+        if name:
+            lines += [f"## {name}", ""]
+            page.heading(name)
+        if columns:
+            lines += ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+            page.table(columns, rows, name.lower().replace(" ", "-"), text_columns=tuple(columns[:2]), scroll=False)
+        for text in paragraphs:
+            lines += [text, ""] if not text.startswith("- ") else [text]
+            page.paragraph(text.replace("**", "").removeprefix("- "))
+        if paragraphs and paragraphs[-1].startswith("- "):
+            lines.append("")
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
+        page.heading("Figures")
+        for f in figures:
+            figure = path.parent / f
+            if figure.is_file():
+                page.image(figure.read_bytes(), Path(f).stem, Path(f).stem)
+            else:
+                page.paragraph(f"{f}: figure missing", "missing")
     text = "\n".join(lines)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    page.write(path.with_suffix(".html"))

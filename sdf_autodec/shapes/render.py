@@ -30,6 +30,7 @@ GT_COLOR = (0.62, 0.78, 0.62)  # sage: the ground truth
 DISTANCE_CMAP = "viridis"
 AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.30, 0.62, 0.18, 24.0
 FOV_DEG = 35.0
+CREASE_COS = math.cos(math.radians(40.0))  # corners whose normal turns more than this from the face's are sharp
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,14 @@ def _draw_meshes(meshes: list[Mesh], camera: Camera, height: int, width: int, rg
         if len(mine) == 0:
             continue
         corner = np.asarray(m.faces, dtype=np.int64)[prim[mine]]  # (n, 3) vertex ids of each hit face
-        n = (vertex_normals(m.vertices, m.faces)[corner] * bary[mine, :, None]).sum(axis=1)
         face = np.asarray(m.vertices, dtype=np.float64)[corner]
         flat = np.cross(face[:, 1] - face[:, 0], face[:, 2] - face[:, 0])
+        flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-300)
+        smooth = vertex_normals(m.vertices, m.faces)[corner]  # (n, 3 corners, 3)
+        # a corner across a crease (a cube's edge) takes the face's own normal: smooth where smooth, sharp where sharp
+        crease = (smooth * flat[:, None]).sum(axis=2) < CREASE_COS
+        smooth = np.where(crease[..., None], flat[:, None], smooth)
+        n = (smooth * bary[mine, :, None]).sum(axis=1)
         n = np.where((np.linalg.norm(n, axis=1) > 1e-12)[:, None], n, flat)
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
         n = np.where(((n * view[mine]).sum(axis=1) > 0)[:, None], -n, n)  # two-sided: face the viewer
@@ -234,6 +240,8 @@ def _draw_points(cloud: Points, camera: Camera, height: int, width: int, rgb: np
     tolerance = 0.01 * float(np.median(dd))
     front = dd <= depth[pix] + tolerance
     pix, dd = pix[front], dd[front]
+    if len(pix) == 0:
+        return
     # a little depth cue: nearer splats a touch brighter
     near, far = dd.min(), dd.max()
     cue = 1.0 - 0.25 * (dd - near) / max(far - near, 1e-9)
