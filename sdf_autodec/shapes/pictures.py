@@ -81,6 +81,10 @@ class RenderConfig:
     """Frame of the scans, as ``pred_frame``."""
     view: ViewConfig = field(default_factory=ViewConfig)
     """Picture size, views and camera."""
+    sheet: str = ""
+    """Optional PNG path: also one picture of ``sheet_shapes`` shapes stacked (spread evenly over the sorted names)."""
+    sheet_shapes: int = 4
+    """Shapes on the ``sheet``."""
     run: str = ""
     """With a run directory instead of ``input``: SDF slices of its codes (``ids``) through x, y, z = 0."""
     ids: list[str] = field(default_factory=lambda: ["mean"])
@@ -178,9 +182,11 @@ class Scene:
 
 
 def shape_picture(
-    scene: Scene, name: str, mesh_path: Path | None = None, scan_path: Path | None = None, recon_path: Path | None = None, view: ViewConfig | None = None
+    scene: Scene, name: str, mesh_path: Path | None = None, scan_path: Path | None = None, recon_path: Path | None = None, view: ViewConfig | None = None,
+    mesh_title: str | None = None,
 ) -> tuple[ShapePicture, list[str]]:
-    """The picture of one shape and the notes on what it lacks (an unreadable scan, no ground truth)."""
+    """The picture of one shape and the notes on what it lacks (an unreadable scan, no ground truth).
+    ``mesh_title`` names the mesh's panel (default: ``completion`` beside a scan, else ``mesh``)."""
     view = view or scene.cfg.view
     notes: list[str] = []
     gt = scene.ground_truth(name)
@@ -197,7 +203,7 @@ def shape_picture(
     if scan is not None:
         panels.append(Panel(f"scan ({len(scan)} pts)", [Points(scan, SCAN_COLOR)]))
     first: np.ndarray | None = None
-    for title, path in (("completion" if scan is not None else "mesh", mesh_path), ("reconstruction", recon_path)):
+    for title, path in ((mesh_title or ("completion" if scan is not None else "mesh"), mesh_path), ("reconstruction", recon_path)):
         if path is None:
             continue
         try:
@@ -209,7 +215,7 @@ def shape_picture(
         vertices = scene.to_unit(mesh.vertices, scene.pred_frame, gt)
         first = vertices if first is None else first
         drawn = Mesh(vertices, np.asarray(mesh.faces), distance_to=gt_points, max_distance=view.max_distance)
-        panels.append(Panel(title, [drawn] + ([Points(scan, SCAN_COLOR, radius=0.8)] if scan is not None and title == "completion" else [])))
+        panels.append(Panel(title, [drawn] + ([Points(scan, SCAN_COLOR, radius=0.8)] if scan is not None and path == mesh_path else [])))
     if gt_points is not None:
         if scan is not None:
             seen = observed_mask(gt_points, scan, OBSERVED_RADIUS)
@@ -242,14 +248,24 @@ def render_inputs(cfg: RenderConfig) -> dict:
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"config": json.loads(json.dumps(asdict(cfg))), "frame": "unit sphere of each shape (DeepSDF's normalisation)", "shapes": {}}
+    on_sheet = {jobs[i * len(jobs) // k][0] for i in range(k)} if (k := min(max(cfg.sheet_shapes, 0), len(jobs))) and cfg.sheet else set()
+    sheet: list[np.ndarray] = []
+    title = "reconstruction" if src.is_dir() and (src / "reconstruction.json").is_file() else None
     for name, mesh, scan, recon in tqdm(jobs, desc="render", unit="shape", disable=not cfg.progress):
         try:
-            picture, notes = shape_picture(scene, name, mesh, scan, recon)
-            path = write_png(out / f"{name}.png", picture.image(cfg.view))
+            picture, notes = shape_picture(scene, name, mesh, scan, recon, mesh_title=title)
+            image = picture.image(cfg.view)
+            if name in on_sheet:
+                sheet.append(image)
+            path = write_png(out / f"{name}.png", image)
             report["shapes"][name] = {"status": "ok", "png": path.name, **({"notes": notes} if notes else {})}
         except Exception as e:  # one shape's failure is reported; the others are still drawn
             report["shapes"][name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
             tqdm.write(f"render: {name}: {e}")
+    if sheet:
+        width = max(im.shape[1] for im in sheet)
+        padded = [np.pad(im, ((0, 6), (0, width - im.shape[1]), (0, 0)), constant_values=255) for im in sheet]
+        report["sheet"] = str(write_png(Path(cfg.sheet), np.concatenate(padded, axis=0)))
     write_json(out / "render.json", report)
     return report
 

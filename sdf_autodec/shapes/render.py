@@ -72,7 +72,7 @@ class Camera:
         side = np.cross(world_up, front)
         a, e = math.radians(azimuth), math.radians(elevation)
         direction = math.cos(e) * (math.cos(a) * front + math.sin(a) * side) + math.sin(e) * world_up  # centre → eye
-        distance = framing.radius / math.sin(math.radians(fov_deg) / 2) * 1.02
+        distance = framing.radius / math.sin(math.radians(fov_deg) / 2) * 1.08  # a little margin around the sphere
         eye = framing.center + distance * direction
         forward = -direction
         right = np.cross(forward, world_up)

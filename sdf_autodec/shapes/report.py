@@ -343,12 +343,9 @@ def _pictures_section(page: Page, cfg: ReportConfig, shapes: list[ShapeRow], mis
         page.heading(title, 3)
         for s in group:
             try:
-                picture, notes = shape_picture(scene, s.name, s.mesh, s.scan, s.recon, cfg.view)
+                picture, notes = shape_picture(scene, s.name, s.mesh, s.scan, s.recon, cfg.view, mesh_title="reconstruction" if s.kind == "reconstruction" else None)
                 for note in notes:
                     missing.add(s.name, note)
-                if s.kind == "reconstruction":
-                    for p in picture.panels:
-                        p.title = p.title.replace("mesh", "reconstruction")
                 cd = s.metrics.get("chamfer_x1000")
                 caption = f"{s.name}" + (f" ({s.cls})" if s.cls else "") + (f": Chamfer {fmt(cd)}e-3, F@1% {fmt(s.metrics.get('fscore@1%'), 3)}" if cd is not None else "")
                 page.image(png_bytes(picture.image(cfg.view)), s.name, caption)
