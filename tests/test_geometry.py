@@ -83,3 +83,15 @@ def test_unit_cube_normalization_is_the_dvr_frame():
     assert np.allclose(norm.invert(n), v)
     with pytest.raises(ValueError, match="normalization must be one of"):
         normalization(v, "sphere")
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path):
+    import os
+    import stat
+
+    from sdf_autodec.atomic import atomic_write
+
+    atomic_write(tmp_path / "a.txt", lambda tmp: open(tmp, "w").write("x"))
+    (tmp_path / "b.txt").write_text("x")
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(tmp_path / "a.txt") == mode(tmp_path / "b.txt")

@@ -65,11 +65,14 @@ def test_big_runs_cap_thumbnails_and_full_pictures_but_list_every_shape(tmp_path
     assert 'class="filter"' in page  # the class filter
 
 
-def test_report_builds_and_says_what_is_missing(tmp_path, trained_run):
+def test_report_builds_and_says_what_is_missing(tmp_path, trained_run, data_dir):
     folder, metrics = _completed_folder(tmp_path, 3, empty=("s001",))
     result = build_report(ReportConfig(run=str(trained_run), completed=str(folder), eval=str(metrics), output=str(tmp_path / "r.html"), slices=0))
     said = " ".join(f"{w}: {y}" for w, y in result["missing"])
     assert "s001" in said and "no triangles" in said
+    # ground truth given, but not of these shapes: said per shape
+    result = build_report(ReportConfig(run=str(trained_run), data=str(data_dir), completed=str(folder), eval=str(metrics), output=str(tmp_path / "gt.html"), slices=0))
+    assert any(w == "s000" and "no ground truth" in y for w, y in result["missing"])
     # a run with nothing else: still a page, and it says what it lacks
     result = build_report(ReportConfig(run=str(trained_run), output=str(tmp_path / "bare.html"), slices=0))
     assert (tmp_path / "bare.html").is_file() and any(w == "shapes" for w, _ in result["missing"])

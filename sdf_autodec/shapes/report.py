@@ -99,6 +99,8 @@ def build_report(cfg: ReportConfig) -> dict:
     if cfg.data:
         _qa_section(body, Path(cfg.data), missing)
     shapes = _shape_rows(cfg, missing)
+    if shapes and not (cfg.gt or cfg.data):
+        missing.add("ground truth", "no data= or gt=: shapes drawn without their ground truth, not coloured by distance")
     if shapes:
         _metrics_section(body, cfg, shapes, missing)
         _pictures_section(body, cfg, shapes, missing)
