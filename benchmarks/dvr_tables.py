@@ -1,15 +1,16 @@
 """Completion of real depth scans: the 20 ShapeNet tables of ../shared/data/scans/dvr_tables, from
 one view and from three, scored against their full ground-truth clouds.
 
-    .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N]
+    .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N] [--infomr]
         [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--out results/dvr_tables]
 
 What it does (every stage resumes from what ``--work`` already holds):
 
-1. Training meshes: the 20 PSB tables (../shared/data/meshes/psb/Table), turned upright (the axis
-   with the most face area along it is "up", the top on the side where that area lies; the longest
-   horizontal side along z, as in ShapeNet's tables), plus ``--procedural`` generated tables
-   (``data_prep.procedural``, turned so that their long side runs along z too).
+1. Training meshes: the 20 PSB tables (../shared/data/meshes/psb/Table), turned upright (``upright``:
+   the dominant direction of the face normals is "up", the top on the side where that area lies; the
+   longest horizontal side along z, as in ShapeNet's tables), plus ``--procedural`` generated tables
+   (``data_prep.procedural``, turned so that their long side runs along z too) and, with ``--infomr``,
+   the 101 real tables of ../shared/data/meshes/infomr (arbitrary pose, uprighted the same way).
 2. ``prep`` with ``normalization=unit_cube``: the training shapes live in the DVR/ONet frame (bounding
    box centred, longest side 1), so the DVR scans and ground truth need no transform at all.
 3. ``train`` the small decoder (conf/model/small.yaml) with a 64-dimensional code.
@@ -59,6 +60,7 @@ from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
+INFOMR_TABLES = ("RectangleTable", "RoundTable")
 VIEW_SETS = {
     "1 view": ([0], True, "none"),
     "3 views": ([0, 8, 16], True, "none"),
@@ -77,22 +79,47 @@ TAGS = {"1 view": "1view", "3 views": "3view"}
 
 def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """``mesh`` rotated so that y is up and the longest horizontal side runs along z (a heuristic for
-    tables: the top and its underside hold most of the face area facing along the up axis)."""
-    area, normals = mesh.area_faces, mesh.face_normals
-    up = int(np.argmax([(area * np.abs(normals[:, k])).sum() for k in range(3)]))
-    centre = 0.5 * (mesh.bounds[0, up] + mesh.bounds[1, up])
-    weighted = (area * mesh.triangles_center[:, up]).sum() / area.sum()
-    extent = mesh.bounds[1] - mesh.bounds[0]
-    long_axis = max((k for k in range(3) if k != up), key=lambda k: extent[k])
-    rotation = np.zeros((3, 3))
-    rotation[1, up] = 1.0 if weighted > centre else -1.0
-    rotation[2, long_axis] = 1.0
-    rotation[0] = np.cross(rotation[1], rotation[2])  # right-handed
+    tables: the top and its underside hold most of the face area, and their normals point along up).
+
+    Up is the dominant direction of the area-weighted face normals (the top eigenvector of
+    ``sum(area * n n^T)``), snapped to the nearest coordinate axis when within 2 degrees of it (PSB's
+    tables are axis-aligned: they stay exactly as they were); its sign puts the area-weighted centre
+    above the middle of the height (the top is heavier than the feet). The long side is the first
+    principal axis of the face centres projected on the horizontal plane."""
+    area, normals, centres = mesh.area_faces, mesh.face_normals, mesh.triangles_center
+    _, vectors = np.linalg.eigh((normals * area[:, None]).T @ normals)
+    up = vectors[:, -1]
+    axis = int(np.argmax(np.abs(up)))
+    aligned = abs(up[axis]) > np.cos(np.radians(2.0))
+    if aligned:
+        up = np.eye(3)[axis]
+    lo, hi = (mesh.vertices @ up).min(), (mesh.vertices @ up).max()
+    if (area * (centres @ up)).sum() / area.sum() < 0.5 * (lo + hi):
+        up = -up
+    if aligned:  # the longest bounding-box side among the other two axes
+        extent = mesh.bounds[1] - mesh.bounds[0]
+        long = np.eye(3)[max((k for k in range(3) if k != axis), key=lambda k: extent[k])]
+    else:
+        flat = centres - np.outer(centres @ up, up)
+        flat -= (area[:, None] * flat).sum(axis=0) / area.sum()
+        _, spread = np.linalg.eigh((flat * area[:, None]).T @ flat)
+        long = spread[:, -1] - (spread[:, -1] @ up) * up
+        long /= np.linalg.norm(long)
+    rotation = np.stack([np.cross(up, long), up, long])  # rows: the new x, y, z (right-handed)
     return trimesh.Trimesh(mesh.vertices @ rotation.T, mesh.faces, process=False)
 
 
-def training_meshes(folder: Path, procedural: int) -> None:
+def training_meshes(folder: Path, procedural: int, infomr: bool = False) -> None:
+    """The training tables as meshes in ``folder``: the 20 PSB tables uprighted, ``procedural``
+    generated ones and, with ``infomr``, the 101 real tables of ``meshes/infomr`` (RectangleTable,
+    RoundTable; arbitrary pose) uprighted the same way. Existing files are kept (a resumed run)."""
     folder.mkdir(parents=True, exist_ok=True)
+    if infomr:
+        for cls in INFOMR_TABLES:
+            for path in sorted((SHARED / "meshes" / "infomr" / cls).glob("*.obj")):
+                out = folder / f"infomr_{path.stem}.ply"
+                if not out.exists():
+                    upright(load_mesh(path)).export(out)
     for path in sorted(PSB_TABLES.glob("*.off")):
         out = folder / f"psb_{path.stem}.ply"
         if not out.exists():
@@ -108,12 +135,30 @@ def training_meshes(folder: Path, procedural: int) -> None:
             mesh.export(out)
 
 
+def upright_sheet(folder: Path, out: Path, size: int = 80, columns: int = 14) -> None:
+    """A contact sheet of the real (not generated) training tables as ``upright`` left them, y up."""
+    from sdf_autodec.shapes.pictures import write_png
+    from sdf_autodec.shapes.render import Camera, Framing, Mesh, render
+
+    tiles = []
+    for path in sorted(p for p in folder.glob("*.ply") if not p.stem.startswith("procedural_")):
+        mesh = load_mesh(path)
+        v = mesh.vertices - (mesh.bounds[0] + mesh.bounds[1]) / 2
+        tiles.append(render([Mesh(v, mesh.faces)], Camera.orbit(Framing.of(v), 30, 20), size))
+    blank = np.full((size, size, 3), 255, np.uint8)
+    rows = [np.concatenate(tiles[i : i + columns] + [blank] * (columns - len(tiles[i : i + columns])), axis=1) for i in range(0, len(tiles), columns)]
+    write_png(out, np.concatenate(rows, axis=0))
+    print(f"upright sheet: {len(tiles)} real tables in {out}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 procedural tables, 30 epochs, 4 scans, 50 fitting steps")
     parser.add_argument("--work", default=str(REPO / "runs" / "dvr_tables"), help="working folder (meshes, data, run, completions)")
     parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--procedural", type=int, default=60, help="generated tables added to the 20 PSB tables")
+    parser.add_argument("--infomr", action="store_true", help="also train on the 101 real tables of meshes/infomr (uprighted by the same heuristic)")
+    parser.add_argument("--upright-sheet", default="", help="PNG: every real training table as uprighted, to check the heuristic by eye")
     parser.add_argument("--iterations", type=int, default=400, help="latent fitting steps per scan")
     parser.add_argument("--out", default="", help="folder for the stored summary and CSVs (e.g. results/dvr_tables)")
     parser.add_argument("--sets", default="1 view;3 views", help=f"scan sets to complete and score (';'-separated, of: {'; '.join(VIEW_SETS)})")
@@ -131,7 +176,9 @@ def main() -> None:
     seconds = {}
 
     t0 = time.perf_counter()
-    training_meshes(work / "meshes" / "table", args.procedural)
+    training_meshes(work / "meshes" / "table", args.procedural, args.infomr)
+    if args.upright_sheet:
+        upright_sheet(work / "meshes" / "table", Path(args.upright_sheet))
     samples = SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000)
     report = prep_dataset(
         PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="tables", normalization="unit_cube",

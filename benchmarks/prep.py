@@ -42,7 +42,8 @@ from data_prep.crawl import MeshSource  # noqa: E402
 from data_prep.damage import damage_all  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset, prep_mesh  # noqa: E402
-from data_prep.sampling import SampleConfig, raycasting_scene, signed_distance  # noqa: E402
+from data_prep.raycast import raycasting_scene, signed_distance  # noqa: E402
+from data_prep.sampling import SampleConfig  # noqa: E402
 from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples  # noqa: E402
 from sdf_autodec.geometry.normalize import deepsdf_normalization  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402

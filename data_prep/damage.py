@@ -44,7 +44,7 @@ def double_sided(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 def add_interior_part(mesh: trimesh.Trimesh, rng: np.random.Generator) -> trimesh.Trimesh:
     """Add a closed sphere strictly inside the shape, at its deepest sampled interior point."""
-    from data_prep.sampling import raycasting_scene, signed_distance
+    from data_prep.raycast import raycasting_scene, signed_distance
 
     lo, hi = mesh.bounds
     candidates = rng.uniform(lo, hi, (20000, 3))

@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from data_prep.crawl import MeshSource, crawl_meshes, parse_shard
 from data_prep.mesh_io import MESH_SUFFIXES, MeshError, load_mesh
-from data_prep.sampling import SampleConfig, raycasting_scene, sample_shape
+from data_prep.raycast import raycasting_scene
+from data_prep.sampling import SampleConfig, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, save_scan, scan_mesh
 from sdf_autodec.atomic import atomic_write
 from sdf_autodec.errors import first_line

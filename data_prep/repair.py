@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 
-from data_prep.sampling import raycasting_scene
+from data_prep.raycast import raycasting_scene
 from sdf_autodec import optional
 from sdf_autodec.geometry.frames import fibonacci_sphere, perpendicular_pair
 from sdf_autodec.optional import open3d

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import trimesh
 
+from data_prep.raycast import closest_points, raycasting_scene
+from data_prep.repair import clean_mesh, face_components, face_visibility, orient_by_visibility
+from data_prep.signs import SignConfig, near_defects, pseudo_normals, pseudonormal_inside, surface_defects, vote_inside, winding_inside
 from sdf_autodec.geometry.pointcloud import morton_order
-from sdf_autodec.optional import open3d
 
 
 UNANIMOUS = 0.95
@@ -80,27 +82,6 @@ class ShapeSamples:
     timings: dict = field(default_factory=dict)  # seconds per stage: surface, sign, distance
 
 
-def raycasting_scene(mesh: trimesh.Trimesh):
-    """An Open3D ``RaycastingScene`` holding ``mesh``."""
-    o3d = open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
-        o3d.core.Tensor(np.asarray(mesh.faces, dtype=np.uint32)),
-    )
-    return scene
-
-
-def signed_distance(scene, points: np.ndarray, sign_rays: int = 3) -> np.ndarray:
-    """Open3D's own SDF (negative inside; majority of ``sign_rays`` parities). Exact for watertight
-    meshes only: the reference the robust path is checked against. ``(N, 3)`` → ``(N,)``."""
-    if sign_rays < 1 or sign_rays % 2 == 0:
-        raise ValueError(f"sign_rays must be a positive odd number, got {sign_rays}")
-    o3d = open3d()
-    query = o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
-    return scene.compute_signed_distance(query, nsamples=sign_rays).numpy()
-
-
 def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``count`` points uniform on the surface of ``mesh`` and their face normals, ``(count, 3)``
     float64 each, in random order: how many fall on each face is drawn at once (multinomial by
@@ -155,8 +136,6 @@ SIGN_METHODS = ("auto", "pseudonormal", "parity", "winding")
 def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     """Clean ``mesh``, find which faces are seen from outside (and from which side), orient them,
     drop components never seen, and pick the sign method (see :mod:`data_prep.signs`)."""
-    from data_prep.repair import clean_mesh, face_components, face_visibility, orient_by_visibility
-
     if cfg.sign_method not in SIGN_METHODS:
         raise ValueError(f"sign_method must be one of {', '.join(SIGN_METHODS)}, got {cfg.sign_method!r}")
     cleaned, report = clean_mesh(mesh)
@@ -215,8 +194,6 @@ def _winding_near_defects(surface: OuterSurface, points: np.ndarray, cfg: Sample
     (see :func:`data_prep.signs.near_defects`), pseudo-normals elsewhere, checked against the winding
     number on ``sign_check_fraction`` of the others; more than ``max_check_mismatch`` of those
     contradicted sends every sample to the winding number."""
-    from data_prep.signs import near_defects, pseudo_normals, pseudonormal_inside, surface_defects, winding_inside
-
     outer = surface.outer
     risky = near_defects(surface_defects(outer.vertices, outer.faces), outer.vertices, outer.faces, closest)
     safe = np.flatnonzero(~risky)
@@ -237,8 +214,6 @@ def _winding_near_defects(surface: OuterSurface, points: np.ndarray, cfg: Sample
 def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest=None) -> Signs:
     """Inside test of ``points: (N, 3)`` on ``surface`` by its method. ``closest``: the points'
     :class:`data_prep.signs.ClosestPoints` on ``surface.outer`` if already computed."""
-    from data_prep.signs import SignConfig, closest_points, pseudo_normals, pseudonormal_inside, vote_inside, winding_inside
-
     if surface.method == "winding":
         if not cfg.winding_near_defects_only:
             inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
@@ -260,8 +235,6 @@ def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, se
 
 def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> ShapeSamples:
     """Clean ``mesh`` (normalised frame), find its outer surface, and sample SDF and surface points."""
-    from data_prep.signs import closest_points
-
     t = {}
     t0 = time.perf_counter()
     surface = outer_surface(mesh, cfg)

@@ -95,7 +95,7 @@ def scan_mesh(mesh: trimesh.Trimesh, camera: Camera, scene=None) -> Scan:
     """Cast one ray per pixel of ``camera`` at ``mesh``; ``scene`` reuses a RaycastingScene."""
     o3d = open3d()
     if scene is None:
-        from data_prep.sampling import raycasting_scene
+        from data_prep.raycast import raycasting_scene
 
         scene = raycasting_scene(mesh)
     rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data_prep.raycast import ClosestPoints
 from sdf_autodec import optional
 from sdf_autodec.geometry.frames import fibonacci_sphere
 from sdf_autodec.optional import open3d
@@ -104,28 +105,6 @@ def winding_inside(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) 
         np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64), np.ascontiguousarray(points, dtype=np.float64)
     )
     return w > 0.5, 0.5 + np.minimum(np.abs(w - 0.5), 0.5)
-
-
-@dataclass
-class ClosestPoints:
-    """Closest surface points of query points, from one Open3D query."""
-
-    distance: np.ndarray  # (N,) float32, unsigned
-    point: np.ndarray  # (N, 3) float32, the closest surface point
-    face: np.ndarray  # (N,) int64, the triangle it lies on
-    barycentric: np.ndarray  # (N, 3) float32, its barycentric coordinates in that triangle
-
-
-def closest_points(scene, points: np.ndarray) -> ClosestPoints:
-    """Closest point on the scene's mesh to each of ``points: (N, 3)`` (exact; Open3D/Embree BVH)."""
-    o3d = open3d()
-    query = np.ascontiguousarray(points, dtype=np.float32)
-    found = scene.compute_closest_points(o3d.core.Tensor.from_numpy(query), nthreads=optional.THREADS)
-    closest = found["points"].numpy()
-    uv = found["primitive_uvs"].numpy()
-    barycentric = np.column_stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]])
-    distance = np.linalg.norm(query - closest, axis=1)
-    return ClosestPoints(distance.astype(np.float32), closest, found["primitive_ids"].numpy().astype(np.int64), barycentric)
 
 
 @dataclass

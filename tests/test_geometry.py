@@ -5,7 +5,7 @@ import pytest
 import torch
 import trimesh
 
-from data_prep.sampling import raycasting_scene, signed_distance
+from data_prep.raycast import raycasting_scene, signed_distance
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf
 from sdf_autodec.geometry.grid import grid_axis, grid_points
 from sdf_autodec.geometry.normalize import DEEPSDF_BUFFER, Normalization, deepsdf_normalization

@@ -17,7 +17,8 @@ from data_prep.crawl import crawl_meshes, parse_shard
 from data_prep.damage import damage_all
 from data_prep.mesh_io import load_mesh
 from data_prep.prep import PrepConfig, QAConfig, prep_dataset
-from data_prep.sampling import SampleConfig, near_and_uniform_points, outer_surface, raycasting_scene, robust_sign, signed_distance
+from data_prep.raycast import raycasting_scene, signed_distance
+from data_prep.sampling import SampleConfig, near_and_uniform_points, outer_surface, robust_sign
 from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_sdf_samples, read_split
 from sdf_autodec.geometry.normalize import deepsdf_normalization
 
