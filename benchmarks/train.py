@@ -45,6 +45,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sdf_autodec.core.devices import resolve_device  # noqa: E402
 from sdf_autodec.core.engine import Autodecoder, make_optimizer, training_step  # noqa: E402
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
@@ -230,7 +231,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (1 if args.quick else 3)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.1f} (other jobs distort the ratios); best of {repeats} interleaved repeats", flush=True)
     data = cached_dataset(Path(args.data))

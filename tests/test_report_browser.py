@@ -60,7 +60,7 @@ def test_demo_report_in_a_real_browser(demo_run, browser):
     # the filter hides the rows of other classes
     classes = page.eval_on_selector_all(f"{table} tbody tr", f"rows => rows.map(r => r.cells[{headers.index('class')}].textContent)")
     pick = sorted(set(classes))[0]
-    page.select_option(f"select[data-table='metrics-table']", pick)
+    page.select_option("select[data-table='metrics-table']", pick)
     shown = page.eval_on_selector_all(f"{table} tbody tr", f"rows => rows.filter(r => r.style.display !== 'none').map(r => r.cells[{headers.index('class')}].textContent)")
     assert shown and set(shown) == {pick} and len(shown) == classes.count(pick)
     if len(set(classes)) > 1:
@@ -72,7 +72,7 @@ def test_demo_report_in_a_real_browser(demo_run, browser):
 
     artifacts = Path(os.environ.get("SDF_AUTODEC_ARTIFACTS", REPO / ".artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    page.select_option(f"select[data-table='metrics-table']", "")
+    page.select_option("select[data-table='metrics-table']", "")
     page.screenshot(path=str(artifacts / "demo_report.png"), full_page=True)
     assert (artifacts / "demo_report.png").stat().st_size > 10_000
     page.close()

@@ -126,6 +126,24 @@ def test_observations_from_a_scan_with_camera():
     assert (np.linalg.norm(obs.queries[obs.lower_bound], axis=1) <= 1.0 + 1e-6).all()
 
 
+def test_camera_offsets_along_normals_turned_towards_the_camera():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(8000, 3))
+    pts = 0.5 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    camera = np.array([0.0, 0.0, 2.5])
+    pts = pts[np.sum(pts * (camera - pts), axis=1) > 0]
+    # the whole visible half, grazing points included: offsets along the (camera-oriented) normal keep their full size
+    obs = observe(PartialScan("s", pts, camera), ObservationConfig(num_surface=300, eta=0.01, camera_offsets="normal"), rng)
+    n = 300
+    truth = sphere_sdf(obs.queries, 0.5)
+    np.testing.assert_allclose(truth[:n], 0.0, atol=1e-6)
+    np.testing.assert_allclose(obs.targets[n : 3 * n], np.r_[np.full(n, 0.01), np.full(n, -0.01)])
+    np.testing.assert_allclose(truth[n : 3 * n], obs.targets[n : 3 * n], atol=2e-3)  # outside in front, inside behind: never flipped
+    assert (truth[obs.lower_bound] >= 0).all()
+    with pytest.raises(ValueError, match="camera_offsets"):
+        observe(PartialScan("s", pts, camera), ObservationConfig(camera_offsets="sideways"), rng)
+
+
 def test_free_space_hinge_is_one_sided():
     from sdf_autodec.core.observations import Observations
     from sdf_autodec.shapes.loss import clamped_l1

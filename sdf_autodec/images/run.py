@@ -32,6 +32,7 @@ import torch
 
 from sdf_autodec.atomic import atomic_write
 from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
 from sdf_autodec.images.complete import CompletionModels, ad_decode, run_experiments
@@ -112,15 +113,6 @@ class MnistConfig:
     many-core machine."""
     progress: bool = True
     """Progress bars."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} asked for, but CUDA is not available; use device=cpu")
-    return device
 
 
 def validate(cfg: MnistConfig) -> None:

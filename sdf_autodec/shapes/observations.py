@@ -10,6 +10,9 @@ or the outward normal when the camera is unknown):
 where θ is the angle between ``d`` and the surface normal (estimated from the cloud when the scan
 has none): along a ray the distance to a plane shrinks by |cos θ|, and rays that graze the surface
 (θ above ``grazing_limit_deg``) are not used, since there ``p + η d`` may leave the shape again.
+With ``camera_offsets="normal"`` a scan with a camera takes the estimated normal as ``d`` instead,
+turned towards the camera that saw the point (the seen side is the outside), with SDF ±η and every
+point used: the camera settles the orientation, the normal keeps the offset's full size.
 - with a camera, free-space points ``c + t (p - c)`` on the ray between where it enters the unit
   sphere and ``free_space_margin`` before the hit: there the SDF is only known to be positive, so
   they enter as a one-sided (hinge) constraint with bound 0.
@@ -36,6 +39,7 @@ from scipy.spatial import cKDTree
 
 from sdf_autodec.shapes.scans import PartialScan, estimate_normals
 
+CAMERA_OFFSETS = ("ray", "normal")
 SYMMETRIES = ("none", "canonical")
 
 
@@ -59,7 +63,11 @@ class ObservationConfig:
     ``viewpoint`` (any position, then flipped if they face the centroid), ``centroid`` or ``none``;
     see :func:`sdf_autodec.shapes.scans.estimate_normals`."""
     grazing_limit_deg: float = 75.0
-    """Surface points seen at a larger angle between ray and normal are not used (camera scans)."""
+    """Surface points seen at a larger angle between ray and normal are not used (camera scans, ``camera_offsets=ray``)."""
+    camera_offsets: str = "ray"
+    """With a camera, where the ±η points go: ``ray`` (along the viewing ray, SDF ±η|cos θ|, grazing
+    rays left out) or ``normal`` (along the estimated normal turned towards the camera, SDF ±η, every
+    point used: the camera settles which side is outside, the normal keeps the full offset)."""
     symmetry: str = "none"
     """``canonical``: also fit the surface observations mirrored across ``x = 0`` (module docstring); ``none``."""
     symmetry_weight: float = 0.5
@@ -88,19 +96,25 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
     place with weight 0), so that scans can be stacked into one batch."""
     if cfg.symmetry not in SYMMETRIES:
         raise ValueError(f"symmetry={cfg.symmetry!r}: choose one of {', '.join(SYMMETRIES)}")
+    if cfg.camera_offsets not in CAMERA_OFFSETS:
+        raise ValueError(f"camera_offsets={cfg.camera_offsets!r}: choose one of {', '.join(CAMERA_OFFSETS)}")
     normals = scan.normals if scan.normals is not None else estimate_normals(
         scan.points, cfg.normal_knn, orient="none" if scan.camera_origin is not None else cfg.orient_normals
     )
+    along_ray = scan.camera_origin is not None and cfg.camera_offsets == "ray"
     if scan.camera_origin is not None:
         origins = np.broadcast_to(np.asarray(scan.camera_origin, dtype=np.float64), scan.points.shape)  # (M, 3): one camera, or one per point
         rays = scan.points - origins
         rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-        cos = np.abs(np.sum(rays * normals, axis=1))
+        facing = np.sum(rays * normals, axis=1)
+        cos = np.abs(facing)
+        if not along_ray and scan.normals is None:  # the seen side is the outside: turn each normal towards its camera
+            normals = np.where((facing > 0)[:, None], -normals, normals)
+    usable = np.arange(len(scan.points))
+    if along_ray:
         usable = np.flatnonzero(cos >= np.cos(np.deg2rad(cfg.grazing_limit_deg)))
         if len(usable) == 0:
             usable = np.arange(len(scan.points))
-    else:
-        usable = np.arange(len(scan.points))
     pick = usable[rng.choice(len(usable), cfg.num_surface, replace=len(usable) < cfg.num_surface)]
     p = scan.points[pick]
     if scan.camera_origin is not None:
@@ -108,6 +122,7 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
         to_point = p - origin
         ray_length = np.linalg.norm(to_point, axis=1, keepdims=True)
         d = to_point / ray_length  # viewing ray: camera → surface
+    if along_ray:
         offset = cfg.eta * cos[pick]
         front, behind = p - cfg.eta * d, p + cfg.eta * d
     else:

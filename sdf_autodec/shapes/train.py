@@ -53,7 +53,7 @@ from tqdm import tqdm
 from sdf_autodec.atomic import atomic_write
 from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sdf_autodec.core.distributed import DistContext, init_distributed
-from sdf_autodec.core.distributed import resolve_device as _resolve_device
+from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.engine import Autodecoder, NonFiniteLoss, make_optimizer, training_step
 from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.core.observations import Observations
@@ -68,7 +68,7 @@ from sdf_autodec.shapes.loss import clamped_l1
 CHECKPOINT_KIND = "shapes"
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-__all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config_from_dict", "decoder_config_from_dict", "resolve_device"]
+__all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config_from_dict", "decoder_config_from_dict"]
 
 
 @dataclass
@@ -139,11 +139,6 @@ class TrainConfig:
     """Seed of codes, weights, dropout and sampling."""
     progress: bool = True
     """Show a progress bar."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA if available, else CPU."""
-    return _resolve_device(name)
 
 
 @dataclass
