@@ -4,7 +4,7 @@
 
 Meshes: watertight PSB meshes from ../shared/data/meshes/psb (so the true sign of any point is
 known), each intact and damaged (holes, duplicated/flipped/double-sided faces, an interior part:
-``data_prep.damage.damage_all``). For each pipeline: seconds per mesh, meshes per second, and the
+``tests.damage.damage_all``). For each pipeline: seconds per mesh, meshes per second, and the
 share of near-surface samples (true distance < 0.1 in the normalised frame) whose sign matches the
 intact mesh. Ours also reports the share of samples it dropped as unsure (mesh_to_sdf never drops),
 and its time per stage. mesh_to_sdf runs in its own venv (benchmarks/README_mesh_to_sdf.md); its
@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data_prep.crawl import MeshSource  # noqa: E402
-from data_prep.damage import damage_all  # noqa: E402
+from tests.damage import damage_all  # noqa: E402  (a test fixture, shared with the tests)
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset, prep_mesh  # noqa: E402
 from data_prep.raycast import raycasting_scene, signed_distance  # noqa: E402

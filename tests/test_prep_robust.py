@@ -14,7 +14,7 @@ import trimesh
 
 from conftest import SHARED_DATA
 from data_prep.crawl import crawl_meshes, parse_shard
-from data_prep.damage import damage_all
+from tests.damage import damage_all
 from data_prep.mesh_io import load_mesh
 from data_prep.prep import PrepConfig, QAConfig, prep_dataset
 from data_prep.raycast import raycasting_scene, signed_distance
