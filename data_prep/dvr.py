@@ -23,7 +23,6 @@ Anything else (shear, non-uniform scale, a mirror) is rejected with a ``ValueErr
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 from data_prep.scanner import Camera, Scan
 from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.optional import MissingDependency
+from sdf_autodec.seeds import keyed_rng
 
 
 def read_exr_depth(path) -> np.ndarray:
@@ -197,7 +197,7 @@ def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
             report[obj.name] = {"status": "failed", "reason": str(e)}
             continue
         if cfg.max_points and len(points) > cfg.max_points:
-            keep = np.sort(np.random.default_rng([cfg.seed, zlib.crc32(obj.name.encode())]).choice(len(points), cfg.max_points, replace=False))
+            keep = np.sort(keyed_rng(cfg.seed, obj.name).choice(len(points), cfg.max_points, replace=False))
             points, origins = points[keep], origins[keep]
         atomic_write_bytes(out / f"{obj.name}.npz", lambda f, p=points, o=origins: np.savez(f, points=p, camera_origins=o, views=np.asarray(cfg.views)))
         report[obj.name] = {"status": "ok", "points": int(len(points))}

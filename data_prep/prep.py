@@ -22,7 +22,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from sdf_autodec.geometry.layout import (
 from sdf_autodec.geometry.normalize import NORMALIZATIONS, normalization
 from sdf_autodec.geometry.packed import open_packed
 from sdf_autodec.optional import open3d, single_threaded
+from sdf_autodec.seeds import keyed_rng
 
 
 @dataclass
@@ -115,7 +115,7 @@ class PrepReport:
 
 def shape_rng(seed: int, key: ShapeKey) -> np.random.Generator:
     """A generator that depends only on the run seed and the shape, not on order or worker count."""
-    return np.random.default_rng([seed, zlib.crc32(str(key.rel).encode())])
+    return keyed_rng(seed, str(key.rel))
 
 
 def write_surface(path: Path, points: np.ndarray, normals: np.ndarray) -> None:
@@ -216,7 +216,7 @@ def split_keys(keys: list[ShapeKey], test_fraction: float, seed: int) -> tuple[l
         by_class.setdefault((k.dataset, k.cls), []).append(k)
     for (_, cls), members in sorted(by_class.items()):
         members = sorted(members, key=lambda k: k.id)
-        order = np.random.default_rng([seed, zlib.crc32(cls.encode())]).permutation(len(members))
+        order = keyed_rng(seed, cls).permutation(len(members))
         n_test = int(round(test_fraction * len(members)))
         if test_fraction > 0 and len(members) >= 2:
             n_test = min(max(n_test, 1), len(members) - 1)

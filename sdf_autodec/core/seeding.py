@@ -1,23 +1,12 @@
-"""Seeds: every random thing in the project draws from a seed derived here."""
+"""Seeds for torch: generators and the global RNG, from the keys of :mod:`sdf_autodec.seeds`."""
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 import torch
 
-SeedKey = int | str
+from sdf_autodec.seeds import SeedKey, derive_seed
 
-
-def derive_seed(*keys: SeedKey) -> int:
-    """A 63-bit seed determined by ``keys`` (e.g. ``(run_seed, "sampling", epoch)``), independent across keys.
-
-    Keys are non-negative integers or strings (a string names a purpose, hashed with CRC-32).
-    """
-    entropy = [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
-    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
-    return int(state.view(np.uint64)[0] >> np.uint64(1))
+__all__ = ["SeedKey", "derive_seed", "torch_generator", "seed_global"]
 
 
 def torch_generator(*keys: SeedKey, device: str | torch.device = "cpu") -> torch.Generator:

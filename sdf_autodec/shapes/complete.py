@@ -17,7 +17,6 @@ with the lowest data loss on the scan's own observations (surface points, ±η o
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from sdf_autodec.shapes.observations import ObservationConfig, observe
 from sdf_autodec.shapes.references import write_reference_meshes
 from sdf_autodec.shapes.scans import PartialScan, ScanError, estimate_normals, find_scans, read_scan
 from sdf_autodec.shapes.train import load_trained
+from sdf_autodec.seeds import keyed_rng
 
 
 @dataclass
@@ -112,7 +112,7 @@ def complete(cfg: CompleteConfig) -> dict:
     for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
         variants = _orientation_variants(batch, cfg)  # (index in batch, scan as observed, flipped)
         # every random draw is keyed by the scan's name: a scan's result does not depend on its batch
-        observed = [observe(s, cfg.observe, np.random.default_rng([cfg.fit.seed, zlib.crc32(s.name.encode())])) for _, s, _ in variants]
+        observed = [observe(s, cfg.observe, keyed_rng(cfg.fit.seed, s.name)) for _, s, _ in variants]
         obs = Observations(
             queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
             targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
