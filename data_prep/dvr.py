@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.scanner import Camera, Scan
-from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.geometry.layout import write_scan
 from sdf_autodec.optional import MissingDependency
 from sdf_autodec.seeds import keyed_rng
 
@@ -199,6 +199,6 @@ def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
         if cfg.max_points and len(points) > cfg.max_points:
             keep = np.sort(keyed_rng(cfg.seed, obj.name).choice(len(points), cfg.max_points, replace=False))
             points, origins = points[keep], origins[keep]
-        atomic_write_bytes(out / f"{obj.name}.npz", lambda f, p=points, o=origins: np.savez(f, points=p, camera_origins=o, views=np.asarray(cfg.views)))
+        write_scan(out / f"{obj.name}.npz", points, camera_origins=origins, views=np.asarray(cfg.views))
         report[obj.name] = {"status": "ok", "points": int(len(points))}
     return report

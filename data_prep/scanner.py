@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from sdf_autodec.atomic import atomic_write_bytes
+from data_prep.raycast import raycasting_scene
 from sdf_autodec.geometry.frames import perpendicular_pair
+from sdf_autodec.geometry.layout import write_scan
 from sdf_autodec.optional import open3d
 
 
@@ -95,8 +96,6 @@ def scan_mesh(mesh: trimesh.Trimesh, camera: Camera, scene=None) -> Scan:
     """Cast one ray per pixel of ``camera`` at ``mesh``; ``scene`` reuses a RaycastingScene."""
     o3d = open3d()
     if scene is None:
-        from data_prep.raycast import raycasting_scene
-
         scene = raycasting_scene(mesh)
     rays = o3d.t.geometry.RaycastingScene.create_rays_pinhole(
         o3d.core.Tensor(camera.intrinsics), o3d.core.Tensor(camera.world_to_camera), camera.width, camera.height
@@ -113,14 +112,4 @@ def scan_mesh(mesh: trimesh.Trimesh, camera: Camera, scene=None) -> Scan:
 
 def save_scan(path: Path, scan: Scan) -> None:
     """Write ``points``, ``depth``, ``intrinsics``, ``world_to_camera`` and ``camera_origin`` to an npz."""
-    atomic_write_bytes(
-        path,
-        lambda f: np.savez(
-            f,
-            points=scan.points,
-            depth=scan.depth,
-            intrinsics=scan.camera.intrinsics,
-            world_to_camera=scan.camera.world_to_camera,
-            camera_origin=scan.camera.origin,
-        ),
-    )
+    write_scan(path, scan.points, depth=scan.depth, intrinsics=scan.camera.intrinsics, world_to_camera=scan.camera.world_to_camera, camera_origin=scan.camera.origin)

@@ -143,6 +143,51 @@ def write_latents(path: Path, names: list[str], codes: np.ndarray) -> None:
     atomic_write_bytes(path, lambda f: np.savez(f, names=np.array(list(names)), codes=codes))
 
 
+SCAN_KEYS = ("points", "depth", "intrinsics", "world_to_camera", "camera_origin", "camera_origins", "views", "normals")
+"""The arrays a scan npz may hold, in the order they are written: ``points (M, 3)`` (required), the
+virtual scanner's ``depth (H, W)``, ``intrinsics (3, 3)``, ``world_to_camera (4, 4)`` and its
+``camera_origin (3,)``; or, for several views, ``camera_origins (M, 3)`` (the camera that saw each
+point) and their ``views``; optionally ``normals (M, 3)`` (outwards)."""
+
+
+def write_scan(path: Path, points: np.ndarray, **arrays) -> None:
+    """The one writer of scan npz files: ``points (M, 3)`` and any of ``SCAN_KEYS`` (None: left out)."""
+    unknown = sorted(set(arrays) - set(SCAN_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown scan arrays {unknown}; a scan holds {', '.join(SCAN_KEYS)}")
+    data = {"points": points, **{k: arrays[k] for k in SCAN_KEYS[1:] if arrays.get(k) is not None}}
+    atomic_write_bytes(path, lambda f: np.savez(f, **data))
+
+
+def read_scan_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The one reader of scan npz files: ``points (M, 3)`` float64, the camera (``(3,)`` one camera,
+    ``(M, 3)`` one per point, or None) and ``normals (M, 3)`` or None. Raises ``DatasetError`` naming the file."""
+    try:
+        with np.load(path) as data:
+            if "points" not in data:
+                raise DatasetError(f"{path}: npz has no 'points' array (has {sorted(data.keys())})")
+            points = np.asarray(data["points"], dtype=np.float64)
+            camera = normals = None
+            if "camera_origins" in data:
+                camera = np.asarray(data["camera_origins"], dtype=np.float64)
+                if camera.shape != points.shape:
+                    raise DatasetError(f"{path}: camera_origins has shape {camera.shape}, expected {points.shape} (one per point)")
+            elif "camera_origin" in data:
+                camera = np.asarray(data["camera_origin"], dtype=np.float64).reshape(3)
+            elif "world_to_camera" in data:
+                m = np.asarray(data["world_to_camera"], dtype=np.float64).reshape(4, 4)
+                camera = -m[:3, :3].T @ m[:3, 3]
+            if "normals" in data:
+                normals = np.asarray(data["normals"], dtype=np.float64)
+    except DatasetError:
+        raise
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: scan not found") from None
+    except Exception as e:
+        raise DatasetError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+    return points, camera, normals
+
+
 def read_latents(path: Path) -> tuple[list[str], np.ndarray]:
     """Names and codes ``(S, D)`` float32 of a ``latents.npz``."""
     try:

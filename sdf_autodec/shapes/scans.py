@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sdf_autodec.geometry.frames import fibonacci_sphere
+from sdf_autodec.geometry.layout import DatasetError, read_scan_arrays
 from sdf_autodec.optional import open3d
 
 SCAN_SUFFIXES = (".npz", ".ply", ".pcd", ".xyz", ".pts")
@@ -45,25 +46,9 @@ def read_scan(path: str | Path) -> PartialScan:
     camera = normals = None
     if path.suffix == ".npz":
         try:
-            with np.load(path) as data:
-                if "points" not in data:
-                    raise ScanError(f"{path}: npz has no 'points' array (has {sorted(data.keys())})")
-                points = np.asarray(data["points"], dtype=np.float64)
-                if "camera_origins" in data:
-                    camera = np.asarray(data["camera_origins"], dtype=np.float64)
-                    if camera.shape != points.shape:
-                        raise ScanError(f"{path}: camera_origins has shape {camera.shape}, expected {points.shape} (one per point)")
-                elif "camera_origin" in data:
-                    camera = np.asarray(data["camera_origin"], dtype=np.float64).reshape(3)
-                elif "world_to_camera" in data:
-                    m = np.asarray(data["world_to_camera"], dtype=np.float64).reshape(4, 4)
-                    camera = -m[:3, :3].T @ m[:3, 3]
-                if "normals" in data:
-                    normals = np.asarray(data["normals"], dtype=np.float64)
-        except ScanError:
-            raise
-        except Exception as e:
-            raise ScanError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+            points, camera, normals = read_scan_arrays(path)
+        except DatasetError as e:
+            raise ScanError(str(e)) from None
     elif path.suffix in SCAN_SUFFIXES:
         cloud = open3d().io.read_point_cloud(str(path))
         points = np.asarray(cloud.points, dtype=np.float64)
