@@ -75,7 +75,8 @@ def bench_report(shapes: int, work: Path) -> dict:
     from sdf_autodec.nn.mlp import DecoderConfig
     from sdf_autodec.shapes.report import ReportConfig, build_report
     from sdf_autodec.shapes.train import TrainConfig, train
-    from tests.conftest import tiny_train_config  # the tests' factories: a tiny data set and run
+    from tests.conftest import tiny_train_config  # the tests' factories: a tiny run, fake completions
+    from tests.factories import completed_folder
     from data_prep.prep import PrepConfig, prep_dataset
     from data_prep.sampling import SampleConfig
 
@@ -87,16 +88,7 @@ def bench_report(shapes: int, work: Path) -> dict:
     prep_dataset(PrepConfig(input=str(work / "meshes"), output=str(data), samples=SampleConfig(num_samples=2000, surface_points=1000), workers=1, progress=False))
     cfg: TrainConfig = tiny_train_config(data, work / "run", model=DecoderConfig(latent_size=8, depth=3, width=32, skip_layers=[2], dropout=0.0))
     train(cfg)
-    completed = work / "completed"
-    completed.mkdir()
-    rng = np.random.default_rng(0)
-    rows = {}
-    for i in range(shapes):
-        name = f"s{i:04d}"
-        trimesh.creation.icosphere(subdivisions=3, radius=float(rng.uniform(0.3, 0.9))).export(completed / f"{name}.ply")
-        rows[name] = {"shape": name, "class": f"c{i % 5}", "chamfer_x1000": float(rng.uniform(0.5, 50)), "fscore@1%": float(rng.uniform())}
-    metrics = work / "metrics.json"
-    metrics.write_text(json.dumps({"shapes": rows}))
+    completed, metrics = completed_folder(work, shapes, classes=5, subdivisions=3)
     result = build_report(ReportConfig(run=str(work / "run"), completed=str(completed), eval=str(metrics), output=str(work / "report.html")))
     return {f"report_{shapes}_s": result["seconds"], f"report_{shapes}_mb": round(result["bytes"] / 1e6, 2), "report_shapes": shapes}
 

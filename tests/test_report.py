@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 
-import numpy as np
-import trimesh
-
 from sdf_autodec.shapes.report import ReportConfig, build_report
 from sdf_autodec.webpage import CSP, Cell, Page
+from tests.factories import completed_folder
 
 
 def _images(page: str) -> list[str]:
@@ -32,25 +29,8 @@ def test_demo_report_has_every_section_and_fetches_nothing(demo_run):
         assert f'id="{table}"' in page
 
 
-def _completed_folder(tmp_path, n: int, empty: tuple[str, ...] = ()):
-    folder = tmp_path / "completed"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    shapes = {}
-    for i in range(n):
-        name = f"s{i:03d}"
-        if name in empty:
-            (folder / f"{name}.ply").write_text("ply\nformat ascii 1.0\nelement vertex 0\nend_header\n")
-        else:
-            trimesh.creation.icosphere(subdivisions=2, radius=0.3 + 0.01 * i).export(folder / f"{name}.ply")
-        shapes[name] = {"shape": name, "class": "a" if i % 2 else "b", "chamfer_x1000": float(rng.uniform(1, 10)), "fscore@1%": float(rng.uniform())}
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"shapes": shapes, "methods": {"retrieval": {"shapes": {k: {"chamfer_x1000": 5.0} for k in shapes}}}}))
-    return folder, metrics
-
-
 def test_big_runs_cap_thumbnails_and_full_pictures_but_list_every_shape(tmp_path, trained_run):
-    folder, metrics = _completed_folder(tmp_path, 40)
+    folder, metrics = completed_folder(tmp_path, 40)
     cfg = ReportConfig(run=str(trained_run), completed=str(folder), eval=str(metrics), output=str(tmp_path / "r.html"), thumbnails=5, full_renders=6, thumb_size=32, slices=0)
     cfg.view.size = 48
     result = build_report(cfg)
@@ -66,7 +46,7 @@ def test_big_runs_cap_thumbnails_and_full_pictures_but_list_every_shape(tmp_path
 
 
 def test_report_builds_and_says_what_is_missing(tmp_path, trained_run, data_dir):
-    folder, metrics = _completed_folder(tmp_path, 3, empty=("s001",))
+    folder, metrics = completed_folder(tmp_path, 3, empty=("s001",))
     result = build_report(ReportConfig(run=str(trained_run), completed=str(folder), eval=str(metrics), output=str(tmp_path / "r.html"), slices=0))
     said = " ".join(f"{w}: {y}" for w, y in result["missing"])
     assert "s001" in said and "no triangles" in said
