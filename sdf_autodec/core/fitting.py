@@ -91,6 +91,12 @@ def initial_codes(num: int, latent_size: int, cfg: FitConfig, device: str | torc
     return (torch.randn(num, latent_size, generator=g) * cfg.init_std).to(device)
 
 
+def keyed_initial_codes(keys: list[tuple], latent_size: int, init_std: float, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``(len(keys), D)`` starting codes from ``N(0, init_std²)``, each from the generator of its own
+    key (e.g. ``(seed, shape_name)``), so that an instance's start does not depend on its batch."""
+    return torch.stack([torch.randn(latent_size, generator=torch_generator(*k)) for k in keys]).to(device) * init_std
+
+
 Sampler = Callable[[int, int], Observations]
 """``sample(restart, step) -> Observations`` of all K instances, in order: a step's observations."""
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
+from sdf_autodec.core.fitting import FitConfig, fit_latents, keyed_initial_codes, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.layout import read_normalization, write_json, write_latents
@@ -64,8 +64,8 @@ class CompleteConfig:
     Off by default: on the 20 DVR one-view tables the lower loss picked the true side for 13, the
     ``viewpoint`` normals alone for 14 (benchmarks/RESULTS.md) and the ``gravity`` ones (the default)
     for 17 (results/orientation), at twice the fitting cost."""
-    clamp: float = 0.1
-    """Clamp δ of the loss (as in training)."""
+    clamp: float = 0.0
+    """Clamp δ of the loss; 0: the checkpoint's (as in training)."""
     init: str = "random"
     """Starting code: ``random`` (``N(0, fit.init_std²)``, DeepSDF) or ``nearest`` (the retrieved training code)."""
     references: bool = True
@@ -107,7 +107,8 @@ def complete(cfg: CompleteConfig) -> dict:
         scans.append(scan)
         scan_files[scan.name] = str(path)
     names, codes, retrieved = [], [], {}
-    element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
+    clamp = cfg.clamp or float(model.config.get("clamp", 0.1))
+    element_loss = lambda pred, obs: clamped_l1(pred, obs, clamp)  # noqa: E731
     batches = [scans[i : i + cfg.batch_size] for i in range(0, len(scans), cfg.batch_size)]
     for batch in tqdm(batches, desc="complete", unit="batch", disable=not cfg.progress):
         variants = _orientation_variants(batch, cfg)  # (index in batch, scan as observed, flipped)
@@ -132,7 +133,7 @@ def complete(cfg: CompleteConfig) -> dict:
         if cfg.init == "nearest":
             init = model.latents[index].clone()
         else:
-            init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, s.name)) for _, s, _ in variants]).to(device) * cfg.fit.init_std
+            init = keyed_initial_codes([(cfg.fit.seed, s.name) for _, s, _ in variants], model.latent_size, cfg.fit.init_std, device)
         result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init)
         chosen = [min(of_scan[i], key=lambda v: float(result.data_losses[v])) for i in range(len(batch))]  # lowest data loss
         meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together

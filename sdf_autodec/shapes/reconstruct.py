@@ -49,7 +49,7 @@ import trimesh
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write_bytes
-from sdf_autodec.core.fitting import FitConfig, fit_latents, nearest_codes
+from sdf_autodec.core.fitting import FitConfig, fit_latents, keyed_initial_codes, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
 from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
@@ -240,7 +240,7 @@ def reconstruct(cfg: ReconstructConfig) -> dict:
         elif cfg.init == "mean":
             init = torch.zeros(len(batch), model.latent_size, device=device)
         else:
-            init = torch.stack([torch.randn(model.latent_size, generator=torch_generator(cfg.fit.seed, "init", s.key.id)) for s in batch]).to(device) * cfg.fit.init_std
+            init = keyed_initial_codes([(cfg.fit.seed, "init", s.key.id) for s in batch], model.latent_size, cfg.fit.init_std, device)
         result = fit_latents(model.decoder, scoring, element_loss, model.latent_size, cfg.fit, init=init, sample=sample if cfg.resample else None)
         t1 = time.perf_counter()
         meshes = extract_meshes(model.decoder, result.codes, cfg.mesh)
