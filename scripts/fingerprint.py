@@ -42,6 +42,20 @@ def cli(*args: str) -> None:
         sys.exit(f"fingerprint: {' '.join(args[:1])} failed:\n{proc.stderr[-3000:]}")
 
 
+def canonical_mnist(results):
+    """``results.json`` without what differs between two identical runs: wall-clock ``seconds`` (at any
+    depth) and the paths the run was given."""
+    if isinstance(results, dict):
+        return {k: canonical_mnist(v) for k, v in results.items() if k != "seconds" and k not in ("output", "data_dir")}
+    if isinstance(results, list):
+        return [canonical_mnist(v) for v in results]
+    return results
+
+
+def mnist_hash(results) -> str:
+    return hashlib.sha256(json.dumps(canonical_mnist(results), sort_keys=True).encode()).hexdigest()
+
+
 def record(out: Path) -> None:
     import torch
 
@@ -73,19 +87,14 @@ def record(out: Path) -> None:
     mnist = None
     if MNIST.is_dir():
         cli("mnist", f"output={work / 'mnist'}", f"data_dir={MNIST}", "preset=quick")
-        results = json.loads((work / "mnist" / "results.json").read_text())
-        results.pop("seconds", None)
-        for t in results.get("training", {}).values():
-            if isinstance(t, dict):
-                t.pop("seconds", None)
-        mnist = results
+        mnist = canonical_mnist(json.loads((work / "mnist" / "results.json").read_text()))
     np.savez(out / "arrays.npz", **arrays)
     fp = {
         "prep": prep,
         "weights": hashlib.sha256(b"".join(np.ascontiguousarray(weights[k]).tobytes() for k in sorted(weights))).hexdigest(),
         "latents": hashlib.sha256(arrays["latents"].tobytes()).hexdigest(),
         "completed_codes": hashlib.sha256(arrays["completed_codes"].tobytes()).hexdigest(),
-        "mnist_results": None if mnist is None else hashlib.sha256(json.dumps(mnist, sort_keys=True).encode()).hexdigest(),
+        "mnist_results": None if mnist is None else mnist_hash(mnist),
     }
     (out / "fingerprint.json").write_text(json.dumps(fp, indent=1))
     if mnist is not None:
@@ -106,7 +115,12 @@ def compare(a: Path, b: Path) -> None:
             gap = max(float(np.abs(za[k] - zb[k]).max()) if za[k].shape == zb[k].shape else float("inf") for k in names)
             print(f"{key}: {'identical' if same else f'differ, largest difference {gap:.3g}'}")
             ok &= same or gap <= 1e-6
-    same = fa["mnist_results"] == fb["mnist_results"]
+    stored = [d / "mnist_results.json" for d in (a, b)]
+    if all(f.is_file() for f in stored):  # recomputed, so that older records compare under today's canonical form
+        ha, hb = (mnist_hash(json.loads(f.read_text())) for f in stored)
+    else:
+        ha, hb = fa["mnist_results"], fb["mnist_results"]
+    same = ha == hb
     print(f"mnist results.json: {'identical' if same else 'differ'}")
     ok &= same
     print("SAME BEHAVIOUR" if ok else "BEHAVIOUR CHANGED")
