@@ -272,33 +272,18 @@ def render_inputs(cfg: RenderConfig) -> dict:
 
 def render_slices(cfg: RenderConfig) -> dict:
     """``OUTPUT/<id>_slices.png`` for each of ``cfg.ids`` of the run (``mean``: the zero code)."""
-    import torch
-
-    from sdf_autodec.geometry.layout import DatasetLayout, read_sdf_samples
-    from sdf_autodec.shapes.ground_truth import ground_truth_keys
-    from sdf_autodec.shapes.slices import shape_slices
+    from sdf_autodec.shapes.slices import ground_truth_samples, model_slices
     from sdf_autodec.shapes.train import load_trained
 
     model = load_trained(cfg.run, "cpu")
-    clamp = float(model.config.get("clamp", 0.1))
-    keys = ground_truth_keys(Path(cfg.data)) if cfg.data else {}
-    layout = DatasetLayout(cfg.data) if cfg.data else None
+    samples_of = ground_truth_samples(cfg.data) if cfg.data else (lambda name: None)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"config": json.loads(json.dumps(asdict(cfg))), "frame": "the model's normalised frame", "shapes": {}}
     for name in cfg.ids:
         try:
-            if name == "mean":
-                code = torch.zeros(model.latent_size)
-            elif name in model.ids:
-                code = model.latents[model.ids.index(name)].cpu()
-            else:
-                raise ValueError(f"{name}: not a training shape of {model.checkpoint} (nor 'mean')")
-            samples = None
-            if layout is not None and name in keys:
-                samples = np.concatenate(read_sdf_samples(layout.sdf(keys[name])))
-            label = "mean shape (zero code)" if name == "mean" else f"decoder, code of {name}"
-            path = write_png(out / f"{name}_slices.png", shape_slices(model.decoder.cpu(), code, clamp, samples, label))
+            samples = samples_of(name)
+            path = write_png(out / f"{name}_slices.png", model_slices(model, name, samples))
             report["shapes"][name] = {"status": "ok", "png": path.name, "ground_truth": samples is not None}
         except Exception as e:
             report["shapes"][name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
@@ -342,9 +327,8 @@ def _completed_scans(folder: Path) -> dict[str, Path]:
 
 def write_png(path: Path, image: np.ndarray) -> Path:
     """``image: (H, W, 3)`` uint8 → ``path`` (written under a temporary name, then renamed)."""
-    from PIL import Image
-
-    atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG", optimize=True))
+    data = png_bytes(image)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
 
 

@@ -135,8 +135,10 @@ def _load_model(run: Path, missing: Missing):
 
 
 def _run_section(page: Page, run: Path, model, missing: Missing) -> None:
+    from sdf_autodec.shapes.train import read_metrics
+
     page.heading("The run", anchor="run")
-    rows = _read_jsonl(run / "metrics.jsonl")
+    rows = read_metrics(run / "metrics.jsonl")
     facts = []
     if model is not None:
         facts.append(f"{len(model.ids)} training shapes, latent size {model.latent_size}, checkpoint {model.checkpoint.name}")
@@ -409,28 +411,21 @@ def _classes_of(cfg: ReportConfig, ids: list[str]) -> list[str]:
 
 
 def _slices_section(page: Page, cfg: ReportConfig, model, missing: Missing) -> None:
-    import torch
-
-    from sdf_autodec.geometry.layout import read_sdf_samples
-    from sdf_autodec.shapes.ground_truth import ground_truth_keys
-    from sdf_autodec.shapes.slices import shape_slices
+    from sdf_autodec.shapes.slices import ground_truth_samples, model_slices
 
     page.heading("SDF slices", anchor="slices")
     clamp = float(model.config.get("clamp", 0.1))
     page.paragraph(f"The decoder's SDF on the planes x, y, z = 0 of the model's frame (blue inside, red outside; solid: the surface; dashed: the clamp band ±{clamp:g}), under each the ground truth's own SDF samples near the plane.", "note")
-    keys = {}
+    samples_of = lambda name: None  # noqa: E731
     if cfg.data:
         try:
-            keys = ground_truth_keys(Path(cfg.data))
+            samples_of = ground_truth_samples(cfg.data)
         except Exception as e:
             missing.add("slices", f"no ground-truth samples ({e})")
-    layout = DatasetLayout(cfg.data) if cfg.data else None
     for name in ["mean", *model.ids[: max(cfg.slices, 0)]]:
         try:
-            code = torch.zeros(model.latent_size) if name == "mean" else model.latents[model.ids.index(name)].detach().cpu()
-            samples = np.concatenate(read_sdf_samples(layout.sdf(keys[name]))) if layout is not None and name in keys else None
             label = "mean shape (zero code)" if name == "mean" else f"decoder: {name}"
-            page.image(png_bytes(shape_slices(model.decoder.cpu(), code, clamp, samples, label, resolution=96)), f"slices {name}", label)
+            page.image(png_bytes(model_slices(model, name, samples_of(name), resolution=96)), f"slices {name}", label)
         except Exception as e:
             missing.add(f"slices of {name}", f"{type(e).__name__}: {e}")
 
@@ -452,20 +447,6 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
 
 
 def _pyplot():

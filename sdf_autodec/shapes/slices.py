@@ -14,9 +14,14 @@ where training and fitting see values) between dashed lines.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import torch
 
+from sdf_autodec.geometry.layout import DatasetLayout, read_sdf_samples
+from sdf_autodec.shapes.ground_truth import ground_truth_keys
 from sdf_autodec.shapes.mesh import decode_points
 
 AXES = ("x", "y", "z")
@@ -114,3 +119,22 @@ def shape_slices(decoder: torch.nn.Module, code: torch.Tensor, clamp: float, sam
     if samples is not None:
         rows.append(("ground truth (samples)", {a: sample_slice(samples, a, resolution=resolution) for a in AXES}))
     return slices_figure(rows, clamp)
+
+
+def ground_truth_samples(data: str | Path) -> Callable[[str], np.ndarray | None]:
+    """``name → (N, 4)`` SDF samples of that shape in the data directory ``data`` (None when it has none)."""
+    keys, layout = ground_truth_keys(Path(data)), DatasetLayout(data)
+    return lambda name: np.concatenate(read_sdf_samples(layout.sdf(keys[name]))) if name in keys else None
+
+
+def model_slices(model, name: str, samples: np.ndarray | None = None, resolution: int = 128) -> np.ndarray:
+    """The slices picture of a trained model's code ``name`` (a training shape's id, or ``mean``: the
+    zero code), with the model's clamp; ``samples: (N, 4)`` add the ground-truth row. ``model`` is a
+    ``shapes.train.TrainedModel``."""
+    if name == "mean":
+        code, label = torch.zeros(model.latent_size), "mean shape (zero code)"
+    elif name in model.ids:
+        code, label = model.latents[model.ids.index(name)].detach().cpu(), f"decoder: {name}"
+    else:
+        raise ValueError(f"{name}: not a training shape of {model.checkpoint} (nor 'mean')")
+    return shape_slices(model.decoder.cpu(), code, float(model.config.get("clamp", 0.1)), samples, label, resolution)

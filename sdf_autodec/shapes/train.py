@@ -353,7 +353,7 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
         for partial in checkpoint_dir(run).glob(".*.tmp.pt"):  # left by a run killed while writing a checkpoint
             partial.unlink(missing_ok=True)
         atomic_write(run / "train_config.json", lambda tmp: Path(tmp).write_text(json.dumps(_config_dict(cfg), indent=2)))
-        history = _read_metrics(metrics_path, before_epoch=start)
+        history = read_metrics(metrics_path, before_epoch=start)
         atomic_write(metrics_path, lambda tmp: _write_metrics(Path(tmp), history))
         writer_cls = None if cfg.tensorboard == "off" else tensorboard_writer(required=cfg.tensorboard == "on")
         if writer_cls is not None:
@@ -516,8 +516,9 @@ def _write_budget(run: Path, cfg: TrainConfig, budget: float, recipe: dict | Non
     atomic_write(run / "budget.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
 
 
-def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
-    """Rows of epochs up to ``before_epoch``; a line cut short by a kill is skipped."""
+def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl`` (of epochs up to ``before_epoch`` when given); a line cut
+    short by a kill is skipped, a missing file is no rows."""
     if not path.is_file():
         return []
     rows = []
@@ -526,7 +527,7 @@ def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= before_epoch:
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and (before_epoch is None or row["epoch"] <= before_epoch):
             rows.append(row)
     return rows
 
