@@ -35,7 +35,7 @@ from data_prep.mesh_io import MESH_SUFFIXES, MeshError, load_mesh
 from data_prep.raycast import raycasting_scene
 from data_prep.sampling import SampleConfig, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, save_scan, scan_mesh
-from sdf_autodec.atomic import atomic_write
+from sdf_autodec.atomic import atomic_write, remove_temporaries
 from sdf_autodec.errors import first_line
 from sdf_autodec.geometry.layout import (
     DatasetLayout,
@@ -148,6 +148,8 @@ def qa_verdict(qa: dict, limits: QAConfig) -> str:
 def prep_mesh(source: MeshSource, dataset: str, output: str, cfg: PrepConfig) -> dict:
     """Process one mesh; returns its manifest entry. Raises MeshError/ValueError for bad input."""
     layout, key = DatasetLayout(output), ShapeKey(dataset, source.cls, source.id)
+    for out in outputs_of(layout, key, cfg):  # what a run killed mid-write left of this mesh
+        remove_temporaries(out)
     entry: dict = {"source": str(source.path), "status": "ok", "reason": ""}
     size_mb = source.path.stat().st_size / 2**20
     if size_mb > cfg.qa.max_file_mb:

@@ -6,6 +6,7 @@ into place with ``os.replace`` (atomic on POSIX and Windows within one filesyste
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -47,3 +48,11 @@ def atomic_write_bytes(path: str | Path, write_file: Callable) -> None:
             write_file(f)
 
     atomic_write(path, write)
+
+
+def remove_temporaries(path: str | Path) -> None:
+    """Remove the temporary files :func:`atomic_write` left for ``path`` when it was killed before its
+    rename (a SIGKILL runs no cleanup). Call it before redoing the work that writes ``path``."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{glob.escape(path.suffix)}"):  # mkstemp's 8 random characters
+        tmp.unlink(missing_ok=True)

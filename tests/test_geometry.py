@@ -95,3 +95,18 @@ def test_atomic_write_gives_the_permissions_open_would(tmp_path):
     (tmp_path / "b.txt").write_text("x")
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(tmp_path / "a.txt") == mode(tmp_path / "b.txt")
+
+
+def test_remove_temporaries_clears_what_a_killed_write_left_and_nothing_else(tmp_path):
+    import os
+    import tempfile
+
+    from sdf_autodec.atomic import remove_temporaries
+
+    fd, mine = tempfile.mkstemp(prefix=".m2.", suffix=".tmp.ply", dir=tmp_path)  # atomic_write's naming
+    os.close(fd)
+    fd, other = tempfile.mkstemp(prefix=".m22.", suffix=".tmp.ply", dir=tmp_path)
+    os.close(fd)
+    (tmp_path / "m2.ply").write_text("done")
+    remove_temporaries(tmp_path / "m2.ply")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([os.path.basename(other), "m2.ply"])
