@@ -2,7 +2,7 @@
 one view and from three, scored against their full ground-truth clouds.
 
     .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N] [--infomr]
-        [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--out results/dvr_tables]
+        [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--adapt STEPS] [--out results/dvr_tables]
 
 What it does (every stage resumes from what ``--work`` already holds):
 
@@ -15,8 +15,8 @@ What it does (every stage resumes from what ``--work`` already holds):
    box centred, longest side 1), so the DVR scans and ground truth need no transform at all.
 3. ``train`` the small decoder (conf/model/small.yaml) with a 64-dimensional code.
 4. ``dvr``: views [0] and [0, 8, 16] of each table → scan npz files (points + the camera of each).
-5. ``complete`` both scan sets (free space from the cameras, batched fitting) and mesh over
-   ``[-0.55, 0.55]^3``.
+5. ``complete`` both scan sets (free space from the cameras, batched fitting; with ``--adapt``, then
+   a copy of the decoder tuned to each scan, ``core.adaptation``) and mesh over ``[-0.55, 0.55]^3``.
 6. ``eval`` against ``pointcloud.npz`` (100k points, 30k used) with the scans given, so the errors are
    also split between the observed and unobserved parts of each table; metrics in DeepSDF's
    unit-sphere frame of each ground truth (protocol: docs/metrics.md). Beside ours, the references
@@ -48,6 +48,7 @@ from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import make_shape  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
 from data_prep.scanner import ScanConfig  # noqa: E402
+from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
@@ -164,6 +165,9 @@ def main() -> None:
     parser.add_argument("--sets", default="1 view;3 views", help=f"scan sets to complete and score (';'-separated, of: {'; '.join(VIEW_SETS)})")
     parser.add_argument("--orientation", default="gravity", help="normals of camera-less scans: gravity, viewpoint or centroid (shapes.scans.estimate_normals)")
     parser.add_argument("--hypotheses", action="store_true", help="camera-less scans: also fit every one with its normals flipped, keep the lower data loss")
+    parser.add_argument("--adapt", type=int, default=0, help="decoder adaptation steps per scan after the fit (CompleteConfig.adapt; 0: none)")
+    parser.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr, help="learning rate of the adaptation")
+    parser.add_argument("--adapt-anchor", type=float, default=AdaptConfig.anchor_weight, help="anchor weight of the adaptation")
     parser.add_argument("--iou-points", type=int, default=0, help="uniform points of the IoU estimate (0: no IoU; it is an estimate on unoriented DVR clouds)")
     args = parser.parse_args()
     for needed in (PSB_TABLES, DVR):
@@ -207,7 +211,7 @@ def main() -> None:
     for label in sets:
         views, camera, symmetry = VIEW_SETS[label]
         tag = f"{len(views)}view" + ("" if camera else "_nocamera")
-        run_tag = tag + ("_symmetry" if symmetry != "none" else "")
+        run_tag = tag + ("_symmetry" if symmetry != "none" else "") + ("_adapt" if args.adapt else "")
         t0 = time.perf_counter()
         scans, with_camera = work / "scans" / tag, work / "scans" / f"{len(views)}view"
         export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(with_camera), views=views))
@@ -224,6 +228,7 @@ def main() -> None:
             CompleteConfig(
                 run=str(work / "run"), input=str(scans), output=str(out), batch_size=20, orientation_hypotheses=args.hypotheses,
                 fit=FitConfig(iterations=args.iterations, restarts=1),
+                adapt=AdaptConfig(iterations=args.adapt, lr=args.adapt_lr, anchor_weight=args.adapt_anchor),
                 observe=ObservationConfig(num_surface=2000, orient_normals=args.orientation, symmetry=symmetry),
                 mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
             )
@@ -238,7 +243,7 @@ def main() -> None:
                 rows[name] = {"status": entry["status"], "reason": entry.get("reason", "")}
         references = {m: {"median": e["median"], "mean": e["mean"], "count": e["count"]} for m, e in metrics.get("methods", {}).items() if m != "ours"}
         results[label] = {
-            "views": views, "camera": camera, "symmetry": symmetry, "completed": metrics["count"], "of": len(objects),
+            "views": views, "camera": camera, "symmetry": symmetry, "adapt": args.adapt, "completed": metrics["count"], "of": len(objects),
             "mean": metrics["mean"], "median": metrics["median"], "references": references, "comparison": metrics.get("comparison", {}),
             "shapes": rows, "csv": metrics.get("csv"),
         }  # fmt: skip
@@ -268,7 +273,8 @@ def main() -> None:
                 if e["count"]:
                     headline[f"{m}_chamfer_median_{tag}"] = e["median"].get("chamfer")
                     headline[f"{m}_fscore1_median_{tag}"] = e["median"].get("fscore@1%")
-    summary = {**headline, "model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds}
+    adapt = {"adapt": {"iterations": args.adapt, "lr": args.adapt_lr, "anchor_weight": args.adapt_anchor}} if args.adapt else {}
+    summary = {**headline, **adapt, "model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds}
     if args.out:
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Completion of raw partial point clouds with no camera: the four PCN demo clouds in
 ../shared/data/scans/pcn_demo (airplane, car, chair, lamp; no ground truth).
 
-    .venv/bin/python benchmarks/pcn_demo.py [--quick] [--work DIR] [--epochs N] [--per-family N]
+    .venv/bin/python benchmarks/pcn_demo.py [--quick] [--work DIR] [--epochs N] [--per-family N] [--adapt STEPS] [--out DIR]
 
 1. Training shapes: procedural chairs, tables, lamps and shelves (``data_prep.procedural``; y up,
    like ShapeNet), prepped with ``normalization=unit_cube``: the PCN clouds are already in a
@@ -12,11 +12,14 @@
 3. ``complete`` the clouds: no camera, so normals are estimated with Open3D (made consistent by
    tangent-plane propagation, then turned to point away from the centroid on average) and the
    observations are the points and ±η along those normals.
+   With ``--adapt``, a copy of the decoder is then tuned to each cloud (``core.adaptation``); both
+   completions are kept (``completed/`` and ``completed_adapt/``) and rendered side by side.
 4. Report, per cloud (there is no ground truth): the fitted loss, and how far the observed points
    lie from the completed mesh (median and 90th percentile, DVR-frame units) — a check that the
    completion explains what was seen, not a measure of what it invented.
 
-Meshes are written to ``WORK/completed/<name>.ply``. The last line is JSON.
+Meshes are written to ``WORK/completed/<name>.ply``; pictures (``render``: cloud | completion, three
+views) to ``WORK/pictures/`` and, with ``--out``, copied there with the JSON. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import FAMILIES, make_shape  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
 from data_prep.scanner import ScanConfig  # noqa: E402
+from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.geometry.pointcloud import nearest  # noqa: E402
 from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
@@ -44,6 +48,7 @@ from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
+from sdf_autodec.shapes.pictures import RenderConfig, ViewConfig, render_inputs  # noqa: E402
 from sdf_autodec.shapes.scans import read_scan  # noqa: E402
 from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
 
@@ -57,6 +62,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--per-family", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=400)
+    parser.add_argument("--adapt", type=int, default=0, help="also complete with the decoder adapted to each cloud for this many steps (0: not)")
+    parser.add_argument("--out", default="", help="folder for the stored JSON and pictures (e.g. results/pcn_demo)")
     args = parser.parse_args()
     if not PCN.is_dir():
         sys.exit(f"benchmarks/pcn_demo.py: {PCN} is absent; it needs the shared data")
@@ -92,32 +99,47 @@ def main() -> None:
     seconds["train"] = time.perf_counter() - t0
     print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
 
-    t0 = time.perf_counter()
-    out = work / "completed"
-    done = complete(CompleteConfig(
-        run=str(work / "run"), input=str(PCN), output=str(out), batch_size=4,
-        fit=FitConfig(iterations=args.iterations), observe=ObservationConfig(num_surface=1500),
-        mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
-    ))
-    seconds["complete"] = time.perf_counter() - t0
-    rows = {}
-    print(f"\n{'cloud':<10} {'points':>6} {'loss':>9} {'seen→mesh median':>17} {'p90':>8}  training class?")
-    for path in sorted(PCN.glob("*.pcd")):
-        name = path.stem
-        entry = done["scans"].get(name, {"status": "missing"})
-        row = {"status": entry["status"], "in_training_classes": name in FAMILIES}
-        if entry["status"] == "ok":
-            seen = read_scan(path).points
-            mesh = trimesh.load(entry["mesh"], force="mesh", process=False)
-            surface, _ = trimesh.sample.sample_surface(mesh, 100_000, seed=0)
-            d, _ = nearest(seen, np.asarray(surface))
-            row.update(points=len(seen), loss=entry["loss"], seen_to_mesh_median=float(np.median(d)), seen_to_mesh_p90=float(np.percentile(d, 90)), mesh=entry["mesh"])
-            print(f"{name:<10} {len(seen):6d} {entry['loss']:9.5f} {row['seen_to_mesh_median']:17.4f} {row['seen_to_mesh_p90']:8.4f}  {'yes' if row['in_training_classes'] else 'no'}")
-        else:
-            row["reason"] = entry.get("reason", "")
-            print(f"{name:<10} {entry['status']}: {row['reason']}")
-        rows[name] = row
-    print(json.dumps({"frame": "PCN (as given)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds, "clouds": rows}))
+    variants = {"fit": AdaptConfig(iterations=0)}
+    if args.adapt:
+        variants["adapted"] = AdaptConfig(iterations=args.adapt)
+    rows, pictures = {}, {}
+    for variant, adapt in variants.items():
+        t0 = time.perf_counter()
+        out = work / ("completed" if variant == "fit" else "completed_adapt")
+        done = complete(CompleteConfig(
+            run=str(work / "run"), input=str(PCN), output=str(out), batch_size=4,
+            fit=FitConfig(iterations=args.iterations), adapt=adapt, observe=ObservationConfig(num_surface=1500),
+            mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
+        ))
+        seconds[f"complete_{variant}"] = time.perf_counter() - t0
+        print(f"\n{variant}: {'cloud':<10} {'points':>6} {'loss':>9} {'seen→mesh median':>17} {'p90':>8}  training class?")
+        for path in sorted(PCN.glob("*.pcd")):
+            name = path.stem
+            entry = done["scans"].get(name, {"status": "missing"})
+            row = {"status": entry["status"], "in_training_classes": name in FAMILIES}
+            if entry["status"] == "ok":
+                seen = read_scan(path).points
+                mesh = trimesh.load(entry["mesh"], force="mesh", process=False)
+                surface, _ = trimesh.sample.sample_surface(mesh, 100_000, seed=0)
+                d, _ = nearest(seen, np.asarray(surface))
+                row.update(points=len(seen), loss=entry["loss"], seen_to_mesh_median=float(np.median(d)), seen_to_mesh_p90=float(np.percentile(d, 90)), mesh=entry["mesh"])
+                print(f"{name:<10} {len(seen):6d} {entry['loss']:9.5f} {row['seen_to_mesh_median']:17.4f} {row['seen_to_mesh_p90']:8.4f}  {'yes' if row['in_training_classes'] else 'no'}")
+            else:
+                row["reason"] = entry.get("reason", "")
+                print(f"{name:<10} {entry['status']}: {row['reason']}")
+            rows.setdefault(name, {})[variant] = row
+        sheet = work / "pictures" / f"pcn_{variant}.png"
+        render_inputs(RenderConfig(input=str(out), output=str(work / "pictures" / variant), sheet=str(sheet), sheet_shapes=4,
+                                   view=ViewConfig(size=200, views=3), progress=False))
+        pictures[variant] = str(sheet)
+    summary = {"frame": "PCN (as given)", "training_shapes": len(trained.ids), "epochs": args.epochs, "adapt": args.adapt, "seconds": seconds, "clouds": rows, "pictures": pictures}
+    if args.out:
+        store = Path(args.out)
+        store.mkdir(parents=True, exist_ok=True)
+        for variant, sheet in pictures.items():
+            (store / Path(sheet).name).write_bytes(Path(sheet).read_bytes())
+        (store / "pcn_demo.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.scanner import Camera, Scan
+from sdf_autodec.geometry.frames import background_rays
 from sdf_autodec.geometry.layout import write_scan
 from sdf_autodec.optional import MissingDependency
 from sdf_autodec.seeds import keyed_rng
@@ -165,13 +166,17 @@ class DvrScanConfig:
     input: str = ""
     """Folder of DVR objects (``<id>/depth/*.exr``, ``<id>/cameras.npz``, ``<id>/pointcloud.npz``)."""
     output: str = ""
-    """Folder for ``<id>.npz`` scans: ``points (M, 3)``, ``camera_origins (M, 3)``, ``views``."""
+    """Folder for ``<id>.npz`` scans: ``points (M, 3)``, ``camera_origins (M, 3)``, ``views``, ``background_rays (B, 6)``."""
     views: list[int] = field(default_factory=lambda: [0])
     """View indices merged into each scan (e.g. ``[0]``, or ``[0,8,16]`` for three views 120° apart)."""
     max_points: int = 20_000
     """Points kept per scan (a seeded random subset; 0 = all)."""
     seed: int = 0
     """Seed of the subsampling."""
+    background_stride: int = 2
+    """Also store the rays through every ``background_stride``-th background pixel (in both axes) of
+    each view, ``background_rays (B, 6)``: they hit nothing (``observe.background_per_point`` uses
+    them); 0: none."""
 
 
 def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
@@ -190,7 +195,8 @@ def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
     report = {}
     for obj in objects:
         try:
-            points, origins = merge_scans(load_dvr_views(obj, cfg.views))
+            views = load_dvr_views(obj, cfg.views)
+            points, origins = merge_scans(views)
             if len(points) == 0:
                 raise ValueError(f"{obj}: views {cfg.views} see nothing")
         except (OSError, ValueError, MissingDependency) as e:
@@ -199,6 +205,9 @@ def export_dvr_scans(cfg: DvrScanConfig) -> dict[str, dict]:
         if cfg.max_points and len(points) > cfg.max_points:
             keep = np.sort(keyed_rng(cfg.seed, obj.name).choice(len(points), cfg.max_points, replace=False))
             points, origins = points[keep], origins[keep]
-        write_scan(out / f"{obj.name}.npz", points, camera_origins=origins, views=np.asarray(cfg.views))
+        background = None
+        if cfg.background_stride > 0:
+            background = np.concatenate([background_rays(v.depth, v.camera.intrinsics, v.camera.world_to_camera, cfg.background_stride) for v in views])
+        write_scan(out / f"{obj.name}.npz", points, camera_origins=origins, views=np.asarray(cfg.views), background_rays=background)
         report[obj.name] = {"status": "ok", "points": int(len(points))}
     return report

@@ -189,6 +189,12 @@ def test_dvr_command_writes_multi_view_scans_that_land_on_the_ground_truth(tmp_p
     assert scan.camera_origin.shape == (3000, 3) and len(np.unique(scan.camera_origin, axis=0)) == 3
     gt, _ = load_dvr_ground_truth(one)
     assert np.median(cKDTree(gt).query(scan.points)[0]) < 0.01
+    # the rays through background pixels miss the object: points along them stay off the ground truth
+    assert scan.background.shape[1] == 6 and len(scan.background) > 1000
+    np.testing.assert_allclose(np.linalg.norm(scan.background[:, 3:], axis=1), 1.0, atol=1e-5)
+    t = np.linspace(0.5, 4.0, 200)
+    along = (scan.background[::20, None, :3] + t[None, :, None] * scan.background[::20, None, 3:]).reshape(-1, 3)
+    assert cKDTree(gt).query(along)[0].min() > 0.002  # a pixel's footprint at the object is ~0.004
     assert not list((tmp_path / "out").glob("broken*"))
     with pytest.raises(FileNotFoundError, match="DVR folder not found"):
         export_dvr_scans(DvrScanConfig(input=str(tmp_path / "nowhere"), output=str(tmp_path / "x")))

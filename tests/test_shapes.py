@@ -8,6 +8,7 @@ import torch
 import trimesh
 
 from conftest import tiny_train_config
+from sdf_autodec.core.adaptation import AdaptConfig
 from sdf_autodec.core.checkpoint import CheckpointError
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf
@@ -177,6 +178,29 @@ def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path)
         if entry["status"] == "ok" and done[name]["status"] == "ok":
             a, b = trimesh.load(entry["mesh"]), trimesh.load(done[name]["mesh"])
             np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
+
+
+def test_adapted_completion_explains_the_scan_better_and_does_not_depend_on_batching(trained_run, data_dir, tmp_path):
+    layout = DatasetLayout(data_dir)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for key in read_split(layout.split("test")):
+        (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    runs = {}
+    for name, batch_size, steps in (("fit", 2, 0), ("adapted", 2, 40), ("adapted_alone", 1, 40)):
+        cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / name), batch_size=batch_size, references=False,
+                             fit=FitConfig(iterations=40), adapt=AdaptConfig(iterations=steps), mesh=MeshConfig(resolution=32), progress=False)
+        cfg.observe.num_surface = 300
+        runs[name] = complete(cfg)["scans"]
+    assert len(runs["adapted"]) == 2
+    for scan, entry in runs["adapted"].items():
+        assert "adapted_data_loss" not in runs["fit"][scan]
+        assert entry["data_loss"] == pytest.approx(runs["fit"][scan]["data_loss"])  # the code is the fit's
+        assert entry["adapted_data_loss"] < 0.9 * entry["data_loss"]
+        alone = runs["adapted_alone"][scan]
+        assert alone["adapted_data_loss"] == pytest.approx(entry["adapted_data_loss"], rel=1e-4)
+        if entry["status"] == "ok" and alone["status"] == "ok":
+            np.testing.assert_allclose(trimesh.load(entry["mesh"]).vertices, trimesh.load(alone["mesh"]).vertices, atol=1e-4)
 
 
 def test_mesh_and_eval_commands(trained_run, data_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Small frame constructions shared by cameras and ray casting."""
+"""Small frame constructions shared by cameras and ray casting, and the empty rays of a depth view."""
 
 from __future__ import annotations
 
@@ -59,3 +59,21 @@ def parse_instance_id(name: str) -> tuple[str, int]:
     """``(shape id, rotation index)`` of a training instance's id (see :func:`instance_id`)."""
     shape, sep, rot = name.rpartition("@r")
     return (shape, int(rot)) if sep and rot.isdigit() else (name, 0)
+
+
+def background_rays(depth: np.ndarray, intrinsics: np.ndarray, world_to_camera: np.ndarray, stride: int = 1) -> np.ndarray:
+    """The rays of a depth view that hit nothing: ``(B, 6)`` float32, the camera centre and the unit
+    direction (world frame) through every ``stride``-th pixel (in both axes) whose depth is not finite.
+
+    ``depth: (H, W)`` (``inf`` = background), ``intrinsics: (3, 3)`` pixel matrix with pixel ``(u, v)``'s
+    centre at ``(u + 0.5, v + 0.5)``, ``world_to_camera: (4, 4)`` rigid (OpenCV axes). Such a ray passed
+    through empty space all the way: the object lies inside the view's silhouette cone.
+    """
+    depth = np.asarray(depth)
+    v, u = np.nonzero(~np.isfinite(depth[::stride, ::stride]))
+    pix = np.stack([u * stride + 0.5, v * stride + 0.5, np.ones(len(u))])  # (3, B)
+    r, t = world_to_camera[:3, :3], world_to_camera[:3, 3]
+    directions = (np.linalg.solve(intrinsics, pix).T) @ r  # camera → world: R^T d, as rows
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    origin = -r.T @ t
+    return np.concatenate([np.broadcast_to(origin, directions.shape), directions], axis=1).astype(np.float32)

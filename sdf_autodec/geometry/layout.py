@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.geometry.frames import background_rays
 from sdf_autodec.geometry.normalize import Normalization
 
 SDF_DIR = "SdfSamples"
@@ -143,11 +144,13 @@ def write_latents(path: Path, names: list[str], codes: np.ndarray) -> None:
     atomic_write_bytes(path, lambda f: np.savez(f, names=np.array(list(names)), codes=codes))
 
 
-SCAN_KEYS = ("points", "depth", "intrinsics", "world_to_camera", "camera_origin", "camera_origins", "views", "normals")
+SCAN_KEYS = ("points", "depth", "intrinsics", "world_to_camera", "camera_origin", "camera_origins", "views", "normals", "background_rays")
 """The arrays a scan npz may hold, in the order they are written: ``points (M, 3)`` (required), the
 virtual scanner's ``depth (H, W)``, ``intrinsics (3, 3)``, ``world_to_camera (4, 4)`` and its
 ``camera_origin (3,)``; or, for several views, ``camera_origins (M, 3)`` (the camera that saw each
-point) and their ``views``; optionally ``normals (M, 3)`` (outwards)."""
+point) and their ``views``; optionally ``normals (M, 3)`` (outwards) and ``background_rays (B, 6)``
+(camera centre and unit direction of rays that hit nothing; a scan with ``depth`` gets them from its
+background pixels instead)."""
 
 
 def write_scan(path: Path, points: np.ndarray, **arrays) -> None:
@@ -159,15 +162,17 @@ def write_scan(path: Path, points: np.ndarray, **arrays) -> None:
     atomic_write_bytes(path, lambda f: np.savez(f, **data))
 
 
-def read_scan_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def read_scan_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The one reader of scan npz files: ``points (M, 3)`` float64, the camera (``(3,)`` one camera,
-    ``(M, 3)`` one per point, or None) and ``normals (M, 3)`` or None. Raises ``DatasetError`` naming the file."""
+    ``(M, 3)`` one per point, or None), ``normals (M, 3)`` or None, and the rays that hit nothing,
+    ``(B, 6)`` float64 (origin, unit direction) or None: stored as ``background_rays`` or, for a
+    virtual scan, from the background pixels of its ``depth``. Raises ``DatasetError`` naming the file."""
     try:
         with np.load(path) as data:
             if "points" not in data:
                 raise DatasetError(f"{path}: npz has no 'points' array (has {sorted(data.keys())})")
             points = np.asarray(data["points"], dtype=np.float64)
-            camera = normals = None
+            camera = normals = background = None
             if "camera_origins" in data:
                 camera = np.asarray(data["camera_origins"], dtype=np.float64)
                 if camera.shape != points.shape:
@@ -179,13 +184,19 @@ def read_scan_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndar
                 camera = -m[:3, :3].T @ m[:3, 3]
             if "normals" in data:
                 normals = np.asarray(data["normals"], dtype=np.float64)
+            if "background_rays" in data:
+                background = np.asarray(data["background_rays"], dtype=np.float64)
+                if background.ndim != 2 or background.shape[1] != 6:
+                    raise DatasetError(f"{path}: background_rays has shape {background.shape}, expected (B, 6)")
+            elif all(k in data for k in ("depth", "intrinsics", "world_to_camera")):
+                background = background_rays(data["depth"], np.asarray(data["intrinsics"], np.float64), np.asarray(data["world_to_camera"], np.float64)).astype(np.float64)
     except DatasetError:
         raise
     except FileNotFoundError:
         raise DatasetError(f"{path}: scan not found") from None
     except Exception as e:
         raise DatasetError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
-    return points, camera, normals
+    return points, camera, normals, background
 
 
 def read_latents(path: Path) -> tuple[list[str], np.ndarray]:

@@ -4,7 +4,8 @@ Scans are processed in batches of ``batch_size``: their observations are stacked
 fitted together by the core's batched fitting. Writes, in OUTPUT::
 
     <scan stem>.ply                  completed mesh (normalised frame, or source frame with ``normalization=``)
-    latents.npz                      names (S,), codes (S, D)
+    latents.npz                      names (S,), codes (S, D) (with ``adapt``, the mesh is the adapted
+                                     decoder's, not the trained one's at this code)
     completion.json                  per scan: its file, final loss, data loss, points used, the retrieved
                                      training shape, mesh path or the reason it has none
     references/mean_shape.ply        the zero code's mesh            } the trivial answers (``shapes/references.py``),
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sdf_autodec.core.adaptation import AdaptConfig, adapt_decoder
 from sdf_autodec.core.fitting import FitConfig, fit_latents, keyed_initial_codes, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
@@ -53,6 +55,9 @@ class CompleteConfig:
     """Scans fitted together in one batch."""
     fit: FitConfig = field(default_factory=FitConfig)
     """Latent optimisation."""
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    """After the fit, tune a copy of the decoder to each scan (``adapt.iterations > 0``; ``core.adaptation``),
+    so that the observed part survives; the mesh is then the adapted decoder's."""
     observe: ObservationConfig = field(default_factory=ObservationConfig)
     """How scans become SDF observations."""
     mesh: MeshConfig = field(default_factory=lambda: MeshConfig(resolution=128))
@@ -104,6 +109,8 @@ def complete(cfg: CompleteConfig) -> dict:
         if norm is not None:
             scan.points = norm.apply(scan.points)
             scan.camera_origin = None if scan.camera_origin is None else norm.apply(np.atleast_2d(scan.camera_origin)).reshape(np.shape(scan.camera_origin))
+            if scan.background is not None:  # a shift and a uniform scale: the directions stay
+                scan.background = np.concatenate([norm.apply(scan.background[:, :3]), scan.background[:, 3:]], axis=1)
         scans.append(scan)
         scan_files[scan.name] = str(path)
     names, codes, retrieved = [], [], {}
@@ -114,12 +121,7 @@ def complete(cfg: CompleteConfig) -> dict:
         variants = _orientation_variants(batch, cfg)  # (index in batch, scan as observed, flipped)
         # every random draw is keyed by the scan's name: a scan's result does not depend on its batch
         observed = [observe(s, cfg.observe, keyed_rng(cfg.fit.seed, s.name)) for _, s, _ in variants]
-        obs = Observations(
-            queries=torch.from_numpy(np.stack([o.queries for o in observed])).to(device),
-            targets=torch.from_numpy(np.stack([o.targets for o in observed])).to(device),
-            lower_bound=torch.from_numpy(np.stack([o.lower_bound for o in observed])).to(device),
-            weights=torch.from_numpy(np.stack([o.weights for o in observed])).to(device) if cfg.observe.symmetry != "none" else None,
-        )
+        obs = _stack(observed, weighted=cfg.observe.symmetry != "none").to(device)
         of_scan: dict[int, list[int]] = {}  # scan of the batch → its variants
         for v, (i, _, _) in enumerate(variants):
             of_scan.setdefault(i, []).append(v)
@@ -136,7 +138,17 @@ def complete(cfg: CompleteConfig) -> dict:
             init = keyed_initial_codes([(cfg.fit.seed, s.name) for _, s, _ in variants], model.latent_size, cfg.fit.init_std, device)
         result = fit_latents(model.decoder, obs, element_loss, model.latent_size, cfg.fit, init=init)
         chosen = [min(of_scan[i], key=lambda v: float(result.data_losses[v])) for i in range(len(batch))]  # lowest data loss
-        meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together
+        adapted = {}
+        if cfg.adapt.iterations > 0:  # one decoder per scan: meshed one by one
+            meshes = []
+            for scan, v in zip(batch, chosen):
+                adapted[scan.name] = adapt_decoder(
+                    model.decoder, result.codes[v : v + 1], obs.select(slice(v, v + 1)), element_loss, cfg.adapt,
+                    torch_generator(cfg.fit.seed, "adapt", scan.name), half_size=cfg.mesh.half_size,
+                )
+                meshes += extract_meshes(adapted[scan.name].decoder, result.codes[v : v + 1], cfg.mesh)
+        else:
+            meshes = extract_meshes(model.decoder, result.codes[chosen], cfg.mesh)  # the batch's grids decoded together
         for k, (scan, v) in enumerate(zip(batch, chosen)):
             entry = {
                 "status": "ok",
@@ -147,6 +159,8 @@ def complete(cfg: CompleteConfig) -> dict:
                 "points": int(len(scan.points)),
                 "camera": scan.camera_origin is not None,
             }
+            if scan.name in adapted:
+                entry["adapted_data_loss"] = adapted[scan.name].data_loss_after
             if scan.dropped:
                 entry["non_finite_points_dropped"] = scan.dropped
             if cfg.observe.symmetry != "none":
@@ -177,6 +191,24 @@ def complete(cfg: CompleteConfig) -> dict:
         }
     write_json(out / "completion.json", report)
     return report
+
+
+def _stack(observed: list, weighted: bool) -> Observations:
+    """The observations of a batch's scans as one ``Observations`` (K instances). Scans whose
+    observations differ in number (a scan with a camera has free space, one without has none) are
+    padded with weight-0 elements; the weights are kept when ``weighted`` or when padding was needed."""
+    n = max(len(o.targets) for o in observed)
+    padded = any(len(o.targets) != n for o in observed)
+
+    def stack(values: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.concatenate([v, np.zeros((n - len(v),) + v.shape[1:], v.dtype)]) for v in values]))
+
+    return Observations(
+        queries=stack([o.queries for o in observed]),
+        targets=stack([o.targets for o in observed]),
+        lower_bound=stack([o.lower_bound for o in observed]),
+        weights=stack([o.weights for o in observed]) if weighted or padded else None,
+    )
 
 
 def _orientation_variants(batch: list[PartialScan], cfg: CompleteConfig) -> list[tuple[int, PartialScan, bool]]:

@@ -20,6 +20,11 @@ point used: the camera settles the orientation, the normal keeps the offset's fu
   sphere and ``free_space_margin`` before the hit: there the SDF is only known to be positive, so
   they enter as a one-sided (hinge) constraint with bound 0.
 
+- with ``background_per_point > 0`` and a scan that knows the rays that hit nothing (a depth view's
+  background pixels: ``PartialScan.background``), points on those rays inside the sphere of radius
+  ``background_radius`` times the farthest observed point (at most 1), with the same hinge: the
+  object lies inside each view's silhouette cone (space carving).
+
 Everything else — the unobserved part of the shape — simply contributes nothing to the loss.
 
 With ``symmetry="canonical"``, the surface observations (points and their ±η offsets) are also
@@ -71,6 +76,10 @@ class ObservationConfig:
     camera_offsets: str = "ray"
     """With a camera, where the ±η points go: ``ray`` (along the viewing ray, SDF ±η|cos θ|) or ``normal`` (along the estimated normal turned towards the camera, SDF ±η, every
     point used: the camera settles which side is outside, the normal keeps the full offset)."""
+    background_per_point: float = 0.0
+    """Samples on the rays that hit nothing per surface point (scans with ``background`` rays; 0: not used)."""
+    background_radius: float = 1.25
+    """Background samples lie within this many times the farthest observed point's distance from the origin (and the unit sphere)."""
     symmetry: str = "none"
     """``canonical``: also fit the surface observations mirrored across ``x = 0`` (module docstring); ``none``."""
     symmetry_weight: float = 0.5
@@ -143,6 +152,18 @@ def observe(scan: PartialScan, cfg: ObservationConfig, rng: np.random.Generator)
         queries.append(origin[j] + t[:, None] * to_point[j])
         targets.append(np.zeros(n_free))
         bounds.append(np.ones(n_free, dtype=bool))
+    if scan.background is not None and len(scan.background) and cfg.background_per_point > 0:
+        radius = min(1.0, cfg.background_radius * float(np.linalg.norm(scan.points, axis=1).max()))
+        o, d_bg = scan.background[:, :3], scan.background[:, 3:]
+        t_in, t_out = _sphere_chord(o, d_bg, radius)
+        crossing = np.flatnonzero(t_out > t_in)
+        if len(crossing):
+            n_bg = int(round(cfg.background_per_point * len(p)))
+            j = crossing[rng.integers(0, len(crossing), n_bg)]
+            t = t_in[j] + rng.uniform(0.0, 1.0, n_bg) * (t_out[j] - t_in[j])
+            queries.append(o[j] + t[:, None] * d_bg[j])
+            targets.append(np.zeros(n_bg))
+            bounds.append(np.ones(n_bg, dtype=bool))
     weights = [np.ones(sum(len(q) for q in queries))]
     dropped = 0.0
     if cfg.symmetry == "canonical":
@@ -189,6 +210,17 @@ def mirror_consistent(candidates: np.ndarray, points: np.ndarray, origins: np.nd
         farthest = np.array([depth[n].max() if n else -np.inf for n in near])
         keep &= ~(farthest > cand_depth + margin)
     return keep
+
+
+def _sphere_chord(origin: np.ndarray, directions: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the rays ``origin + t * directions`` (``(R, 3)`` each, unit directions) enter and leave the
+    sphere of ``radius`` about the origin, ``t >= 0``: ``(R,)`` and ``(R,)``; ``t_out <= t_in`` for a miss."""
+    b = np.sum(directions * origin, axis=1)
+    c = np.sum(origin * origin, axis=1) - radius**2
+    disc = b * b - c
+    root = np.sqrt(np.maximum(disc, 0.0))
+    t_in, t_out = np.maximum(-b - root, 0.0), -b + root
+    return t_in, np.where(disc > 0, t_out, -1.0)
 
 
 def _enter_unit_sphere(origin: np.ndarray, rays: np.ndarray) -> np.ndarray:

@@ -37,16 +37,17 @@ class PartialScan:
     camera_origin: np.ndarray | None = None  # (3,), or (M, 3): the camera that saw each point
     normals: np.ndarray | None = None  # (M, 3), pointing outwards
     dropped: int = 0  # points of the file left out as not finite (NaN or inf)
+    background: np.ndarray | None = None  # (B, 6): origin and unit direction of rays that hit nothing
 
 
 def read_scan(path: str | Path) -> PartialScan:
     path = Path(path)
     if not path.is_file():
         raise ScanError(f"{path}: scan not found")
-    camera = normals = None
+    camera = normals = background = None
     if path.suffix == ".npz":
         try:
-            points, camera, normals = read_scan_arrays(path)
+            points, camera, normals, background = read_scan_arrays(path)
         except DatasetError as e:
             raise ScanError(str(e)) from None
     elif path.suffix in SCAN_SUFFIXES:
@@ -68,7 +69,9 @@ def read_scan(path: str | Path) -> PartialScan:
         normals = None
     if camera is not None and camera.ndim == 2:
         camera = camera[keep]
-    return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep], dropped=int((~keep).sum()))
+    if background is not None:
+        background = background[np.isfinite(background).all(axis=1)]
+    return PartialScan(path.stem, points[keep], camera, None if normals is None else normals[keep], dropped=int((~keep).sum()), background=background)
 
 
 def find_scans(path: str | Path) -> list[Path]:
