@@ -2,7 +2,7 @@
 one view and from three, scored against their full ground-truth clouds.
 
     .venv/bin/python benchmarks/dvr_tables.py [--quick] [--work DIR] [--epochs N] [--procedural N] [--infomr]
-        [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--adapt STEPS] [--out results/dvr_tables]
+        [--sets "1 view;3 views;1 view, symmetry;..."] [--orientation gravity] [--adapt STEPS] [--free-space K] [--background K] [--out results/dvr_tables]
 
 What it does (every stage resumes from what ``--work`` already holds):
 
@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--adapt", type=int, default=0, help="decoder adaptation steps per scan after the fit (CompleteConfig.adapt; 0: none)")
     parser.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr, help="learning rate of the adaptation")
     parser.add_argument("--adapt-anchor", type=float, default=AdaptConfig.anchor_weight, help="anchor weight of the adaptation")
+    parser.add_argument("--free-space", type=float, default=ObservationConfig.free_space_per_point, help="free-space samples per surface point (observe.free_space_per_point)")
+    parser.add_argument("--background", type=float, default=ObservationConfig.background_per_point, help="samples on the rays that hit nothing per surface point (observe.background_per_point)")
     parser.add_argument("--iou-points", type=int, default=0, help="uniform points of the IoU estimate (0: no IoU; it is an estimate on unoriented DVR clouds)")
     args = parser.parse_args()
     for needed in (PSB_TABLES, DVR):
@@ -211,7 +213,7 @@ def main() -> None:
     for label in sets:
         views, camera, symmetry = VIEW_SETS[label]
         tag = f"{len(views)}view" + ("" if camera else "_nocamera")
-        run_tag = tag + ("_symmetry" if symmetry != "none" else "") + ("_adapt" if args.adapt else "")
+        run_tag = tag + ("_symmetry" if symmetry != "none" else "") + ("_adapt" if args.adapt else "") + (f"_fs{args.free_space:g}" if args.free_space != 1 else "") + (f"_bg{args.background:g}" if args.background else "")
         t0 = time.perf_counter()
         scans, with_camera = work / "scans" / tag, work / "scans" / f"{len(views)}view"
         export_dvr_scans(DvrScanConfig(input=str(DVR), output=str(with_camera), views=views))
@@ -229,7 +231,8 @@ def main() -> None:
                 run=str(work / "run"), input=str(scans), output=str(out), batch_size=20, orientation_hypotheses=args.hypotheses,
                 fit=FitConfig(iterations=args.iterations, restarts=1),
                 adapt=AdaptConfig(iterations=args.adapt, lr=args.adapt_lr, anchor_weight=args.adapt_anchor),
-                observe=ObservationConfig(num_surface=2000, orient_normals=args.orientation, symmetry=symmetry),
+                observe=ObservationConfig(num_surface=2000, orient_normals=args.orientation, symmetry=symmetry,
+                                          free_space_per_point=args.free_space, background_per_point=args.background),
                 mesh=MeshConfig(resolution=96 if args.quick else 160, half_size=0.55), progress=False,
             )
         )
@@ -274,7 +277,8 @@ def main() -> None:
                     headline[f"{m}_chamfer_median_{tag}"] = e["median"].get("chamfer")
                     headline[f"{m}_fscore1_median_{tag}"] = e["median"].get("fscore@1%")
     adapt = {"adapt": {"iterations": args.adapt, "lr": args.adapt_lr, "anchor_weight": args.adapt_anchor}} if args.adapt else {}
-    summary = {**headline, **adapt, "model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds}
+    observe = {"free_space_per_point": args.free_space, "background_per_point": args.background}
+    summary = {**headline, **adapt, "observe": observe, "model_frame": "DVR (unit cube)", "metrics_frame": "unit sphere (DeepSDF)", "training_shapes": len(trained.ids), "epochs": args.epochs, "seconds": seconds}
     if args.out:
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
