@@ -194,7 +194,9 @@ def test_dvr_command_writes_multi_view_scans_that_land_on_the_ground_truth(tmp_p
     np.testing.assert_allclose(np.linalg.norm(scan.background[:, 3:], axis=1), 1.0, atol=1e-5)
     t = np.linspace(0.5, 4.0, 200)
     along = (scan.background[::20, None, :3] + t[None, :, None] * scan.background[::20, None, 3:]).reshape(-1, 3)
-    assert cKDTree(gt).query(along)[0].min() > 0.002  # a pixel's footprint at the object is ~0.004
+    # the hit points lie within 0.005 of the ground-truth samples (99%); points on the background rays
+    # come that close only where a ray grazes the silhouette's edge (measured: 0.02% of them)
+    assert (cKDTree(gt).query(along)[0] < 0.005).mean() < 1e-3
     assert not list((tmp_path / "out").glob("broken*"))
     with pytest.raises(FileNotFoundError, match="DVR folder not found"):
         export_dvr_scans(DvrScanConfig(input=str(tmp_path / "nowhere"), output=str(tmp_path / "x")))
