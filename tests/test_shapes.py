@@ -154,12 +154,18 @@ def test_free_space_hinge_is_one_sided():
     assert torch.allclose(clamped_l1(pred, obs, 0.1), torch.tensor([[0.0, 0.03, 0.03]]))
 
 
-def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path):
+def _copied_scans(data_dir, tmp_path, split: str, count: int | None = None):
+    """A folder ``tmp_path/scans`` holding the first view's scan of the first ``count`` shapes of ``split``."""
     layout = DatasetLayout(data_dir)
     scans = tmp_path / "scans"
     scans.mkdir()
-    for key in read_split(layout.split("test")):
+    for key in read_split(layout.split(split))[:count]:
         (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    return scans
+
+
+def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path):
+    scans = _copied_scans(data_dir, tmp_path, "test")
     (scans / "broken.npz").write_bytes(b"not an npz")
     cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / "out"), fit=FitConfig(iterations=60), mesh=MeshConfig(resolution=32), progress=False)
     cfg.observe.num_surface = 500
@@ -181,11 +187,7 @@ def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path)
 
 
 def test_adapted_completion_explains_the_scan_better_and_does_not_depend_on_batching(trained_run, data_dir, tmp_path):
-    layout = DatasetLayout(data_dir)
-    scans = tmp_path / "scans"
-    scans.mkdir()
-    for key in read_split(layout.split("test")):
-        (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    scans = _copied_scans(data_dir, tmp_path, "test")
     runs = {}
     for name, batch_size, steps in (("fit", 2, 0), ("adapted", 2, 40), ("adapted_alone", 1, 40)):
         cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / name), batch_size=batch_size, references=False,
@@ -236,11 +238,7 @@ def test_read_scan_formats(tmp_path):
 
 
 def test_completion_does_not_depend_on_batching(trained_run, data_dir, tmp_path):
-    layout = DatasetLayout(data_dir)
-    scans = tmp_path / "scans"
-    scans.mkdir()
-    for key in read_split(layout.split("all"))[:3]:
-        (scans / layout.scan(key, 0).name).write_bytes(layout.scan(key, 0).read_bytes())
+    scans = _copied_scans(data_dir, tmp_path, "all", 3)
     codes = []
     for batch_size in (1, 3):
         cfg = CompleteConfig(run=str(trained_run), input=str(scans), output=str(tmp_path / f"b{batch_size}"), batch_size=batch_size, fit=FitConfig(iterations=20), mesh=MeshConfig(resolution=16), progress=False)

@@ -71,18 +71,18 @@ def adapt_decoder(
     def data_loss(net: nn.Module) -> torch.Tensor:
         return instance_data_loss(element_loss(net(code, obs.queries), obs), obs.weights)[0]
 
-    with torch.no_grad(), frozen(decoder):
-        before = float(data_loss(decoder))
     optimizer = torch.optim.Adam(adapted.parameters(), lr=cfg.lr)
-    for _ in range(cfg.iterations):
-        anchors = (torch.rand(1, cfg.anchor_points, dim, generator=generator) * 2 - 1).mul_(half_size).to(device)
-        with torch.no_grad(), frozen(decoder):
-            reference = decoder(code, anchors).squeeze(-1)  # (1, A)
-        anchor_obs = Observations(queries=anchors, targets=reference)
-        anchor = element_loss(adapted(code, anchors), anchor_obs).mean()
-        optimizer.zero_grad(set_to_none=True)
-        (data_loss(adapted) + cfg.anchor_weight * anchor).backward()
-        optimizer.step()
+    with frozen(decoder):  # the trained decoder: the reference, never updated
+        with torch.no_grad():
+            before = float(data_loss(decoder))
+        for _ in range(cfg.iterations):
+            anchors = (torch.rand(1, cfg.anchor_points, dim, generator=generator) * 2 - 1).mul_(half_size).to(device)
+            with torch.no_grad():
+                reference = decoder(code, anchors).squeeze(-1)  # (1, A)
+            anchor = element_loss(adapted(code, anchors), Observations(queries=anchors, targets=reference)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            (data_loss(adapted) + cfg.anchor_weight * anchor).backward()
+            optimizer.step()
     for p in adapted.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
