@@ -42,21 +42,23 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import completion_training  # noqa: E402
 from data_prep.dvr import DvrScanConfig, export_dvr_scans  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
+from data_prep.pose import upright_table  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import make_shape  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
 from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
-from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
-from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
+from sdf_autodec.shapes.pictures import mesh_sheet  # noqa: E402
+from sdf_autodec.shapes.train import train  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
@@ -78,38 +80,6 @@ TAGS = {"1 view": "1view", "3 views": "3view"}
 """Short names of the sets in the JSON line (``chamfer_median_1view``...): the first two."""
 
 
-def upright(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """``mesh`` rotated so that y is up and the longest horizontal side runs along z (a heuristic for
-    tables: the top and its underside hold most of the face area, and their normals point along up).
-
-    Up is the dominant direction of the area-weighted face normals (the top eigenvector of
-    ``sum(area * n n^T)``), snapped to the nearest coordinate axis when within 2 degrees of it (PSB's
-    tables are axis-aligned: they stay exactly as they were); its sign puts the area-weighted centre
-    above the middle of the height (the top is heavier than the feet). The long side is the first
-    principal axis of the face centres projected on the horizontal plane."""
-    area, normals, centres = mesh.area_faces, mesh.face_normals, mesh.triangles_center
-    _, vectors = np.linalg.eigh((normals * area[:, None]).T @ normals)
-    up = vectors[:, -1]
-    axis = int(np.argmax(np.abs(up)))
-    aligned = abs(up[axis]) > np.cos(np.radians(2.0))
-    if aligned:
-        up = np.eye(3)[axis]
-    lo, hi = (mesh.vertices @ up).min(), (mesh.vertices @ up).max()
-    if (area * (centres @ up)).sum() / area.sum() < 0.5 * (lo + hi):
-        up = -up
-    if aligned:  # the longest bounding-box side among the other two axes
-        extent = mesh.bounds[1] - mesh.bounds[0]
-        long = np.eye(3)[max((k for k in range(3) if k != axis), key=lambda k: extent[k])]
-    else:
-        flat = centres - np.outer(centres @ up, up)
-        flat -= (area[:, None] * flat).sum(axis=0) / area.sum()
-        _, spread = np.linalg.eigh((flat * area[:, None]).T @ flat)
-        long = spread[:, -1] - (spread[:, -1] @ up) * up
-        long /= np.linalg.norm(long)
-    rotation = np.stack([np.cross(up, long), up, long])  # rows: the new x, y, z (right-handed)
-    return trimesh.Trimesh(mesh.vertices @ rotation.T, mesh.faces, process=False)
-
-
 def training_meshes(folder: Path, procedural: int, infomr: bool = False) -> None:
     """The training tables as meshes in ``folder``: the 20 PSB tables uprighted, ``procedural``
     generated ones and, with ``infomr``, the 101 real tables of ``meshes/infomr`` (RectangleTable,
@@ -120,11 +90,11 @@ def training_meshes(folder: Path, procedural: int, infomr: bool = False) -> None
             for path in sorted((SHARED / "meshes" / "infomr" / cls).glob("*.obj")):
                 out = folder / f"infomr_{path.stem}.ply"
                 if not out.exists():
-                    upright(load_mesh(path)).export(out)
+                    upright_table(load_mesh(path)).export(out)
     for path in sorted(PSB_TABLES.glob("*.off")):
         out = folder / f"psb_{path.stem}.ply"
         if not out.exists():
-            upright(load_mesh(path)).export(out)
+            upright_table(load_mesh(path)).export(out)
     quarter_turn = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
     for i in range(procedural):
         out = folder / f"procedural_{i:03d}.ply"
@@ -136,20 +106,11 @@ def training_meshes(folder: Path, procedural: int, infomr: bool = False) -> None
             mesh.export(out)
 
 
-def upright_sheet(folder: Path, out: Path, size: int = 80, columns: int = 14) -> None:
-    """A contact sheet of the real (not generated) training tables as ``upright`` left them, y up."""
-    from sdf_autodec.shapes.pictures import write_png
-    from sdf_autodec.shapes.render import Camera, Framing, Mesh, render
-
-    tiles = []
-    for path in sorted(p for p in folder.glob("*.ply") if not p.stem.startswith("procedural_")):
-        mesh = load_mesh(path)
-        v = mesh.vertices - (mesh.bounds[0] + mesh.bounds[1]) / 2
-        tiles.append(render([Mesh(v, mesh.faces)], Camera.orbit(Framing.of(v), 30, 20), size))
-    blank = np.full((size, size, 3), 255, np.uint8)
-    rows = [np.concatenate(tiles[i : i + columns] + [blank] * (columns - len(tiles[i : i + columns])), axis=1) for i in range(0, len(tiles), columns)]
-    write_png(out, np.concatenate(rows, axis=0))
-    print(f"upright sheet: {len(tiles)} real tables in {out}", flush=True)
+def upright_sheet(folder: Path, out: Path) -> None:
+    """A contact sheet of the real (not generated) training tables as ``upright_table`` left them, y up."""
+    paths = sorted(p for p in folder.glob("*.ply") if not p.stem.startswith("procedural_"))
+    mesh_sheet(paths, out)
+    print(f"upright sheet: {len(paths)} real tables in {out}", flush=True)
 
 
 def main() -> None:
@@ -157,6 +118,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 procedural tables, 30 epochs, 4 scans, 50 fitting steps")
     parser.add_argument("--work", default=str(REPO / "runs" / "dvr_tables"), help="working folder (meshes, data, run, completions)")
     parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--width", type=int, default=128, help="the decoder's width (benchmarks.harness.completion_training)")
     parser.add_argument("--procedural", type=int, default=60, help="generated tables added to the 20 PSB tables")
     parser.add_argument("--infomr", action="store_true", help="also train on the 101 real tables of meshes/infomr (uprighted by the same heuristic)")
     parser.add_argument("--upright-sheet", default="", help="PNG: every real training table as uprighted, to check the heuristic by eye")
@@ -194,13 +156,7 @@ def main() -> None:
     print(f"prep: {len(report.ok)} shapes ok, {len(report.rejected)} rejected, {len(report.failed)} failed ({seconds['prep']:.0f} s)", flush=True)
 
     t0 = time.perf_counter()
-    model = DecoderConfig(latent_size=64, depth=5, width=128, skip_layers=[3], weight_norm=True, dropout=0.0, output_tanh=True)
-    train_cfg = TrainConfig(
-        data=str(work / "data"), run=str(work / "run"), model=model, epochs=args.epochs, scenes_per_batch=8, samples_per_scene=2048,
-        lr_decoder=2e-3, lr_codes=4e-3, lr_halve_every=max(1, args.epochs // 2), code_reg_rampup_epochs=max(1, args.epochs // 10),
-        checkpoint_every=50, progress=False,
-    )
-    trained = train(train_cfg)
+    trained = train(completion_training(work, args.epochs, args.width))
     seconds["train"] = time.perf_counter() - t0
     print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
 

@@ -1,16 +1,20 @@
 """Completion of raw partial point clouds with no camera: the four PCN demo clouds in
 ../shared/data/scans/pcn_demo (airplane, car, chair, lamp; no ground truth).
 
-    .venv/bin/python benchmarks/pcn_demo.py [--quick] [--work DIR] [--epochs N] [--per-family N] [--adapt STEPS] [--out DIR]
+    .venv/bin/python benchmarks/pcn_demo.py [--quick] [--work DIR] [--epochs N] [--per-family N] [--real N] [--adapt STEPS] [--out DIR]
 
-1. Training shapes: procedural chairs, tables, lamps and shelves (``data_prep.procedural``; y up,
-   like ShapeNet), prepped with ``normalization=unit_cube``: the PCN clouds are already in a
-   normalised ShapeNet frame of about ``[-0.5, 0.5]^3``, so they enter the model as they are.
-   There is no airplane or car among the training shapes: those two completions can only borrow
-   from the other classes, and are reported as such.
+1. Training shapes: procedural chairs, tables, lamps and shelves (``data_prep.procedural``), turned
+   into the PCN clouds' frame (y up, the front toward +x: ``TO_PCN``), prepped with
+   ``normalization=unit_cube``: the PCN clouds are already in a normalised ShapeNet frame of about
+   ``[-0.5, 0.5]^3``, so they enter the model as they are. With ``--real N``, up to N real meshes
+   from each source of ``REAL`` join them: the ShapeNetCore.v2 chairs and airplanes (canonical:
+   turned by ``V2_TO_PCN``), the PSB chairs and airplanes and the InfoMR chairs, jets and cars
+   (arbitrary pose: turned by ``data_prep.pose``; a contact sheet of each class as posed,
+   ``posed_<class>.png``, is stored with ``--out``). Without ``--real`` there is no airplane or car
+   among the training shapes: those two completions can only borrow from the other classes.
 2. ``train`` the small decoder with a 64-dimensional code.
-3. ``complete`` the clouds: no camera, so normals are estimated with Open3D (made consistent by
-   tangent-plane propagation, then turned to point away from the centroid on average) and the
+3. ``complete`` the clouds: no camera, so normals are estimated with Open3D and turned towards a
+   viewpoint found above the cloud's floor (``observe.orient_normals=gravity``, the default), and the
    observations are the points and ±η along those normals.
    With ``--adapt``, a copy of the decoder is then tuned to each cloud (``core.adaptation``); both
    completions are kept (``completed/`` and ``completed_adapt/``) and rendered side by side.
@@ -36,6 +40,9 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import completion_training  # noqa: E402
+from data_prep.mesh_io import load_mesh  # noqa: E402
+from data_prep.pose import pose  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import FAMILIES, make_shape  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
@@ -43,16 +50,51 @@ from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.geometry.pointcloud import nearest  # noqa: E402
-from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
-from sdf_autodec.shapes.pictures import RenderConfig, ViewConfig, render_inputs  # noqa: E402
+from sdf_autodec.shapes.pictures import RenderConfig, ViewConfig, mesh_sheet, render_inputs  # noqa: E402
 from sdf_autodec.shapes.scans import read_scan  # noqa: E402
-from sdf_autodec.shapes.train import TrainConfig, train  # noqa: E402
+from sdf_autodec.shapes.train import train  # noqa: E402
 
-PCN = REPO.parent / "shared" / "data" / "scans" / "pcn_demo"
+SHARED = REPO.parent / "shared" / "data"
+PCN = SHARED / "scans" / "pcn_demo"
+REAL = {
+    "chair": [("shapenet_v2/03001627/*/models/model_normalized.obj", ""), ("psb/Chair/*.off", "chair"), ("infomr/NonWheelChair/*.obj", "chair")],
+    "airplane": [("shapenet_v2/02691156/*/models/model_normalized.obj", ""), ("psb/Airplane/*.off", "airplane"), ("infomr/Jet/*.obj", "airplane")],
+    "car": [("infomr/Car/*.obj", "car")],
+}
+"""``--real``: per class, the real mesh sources under ../shared/data/meshes and the ``data_prep.pose``
+kind that turns them into the PCN frame ("": ShapeNetCore.v2, already canonical: turned by
+``V2_TO_PCN``)."""
+V2_TO_PCN = np.array([[0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+"""ShapeNetCore.v2's frame (y up, front -z) into the PCN clouds' (y up, front +x): x' = -z, z' = x."""
+TO_PCN = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
+"""The procedural shapes' frame (y up, a chair's front toward +z) turned into the PCN clouds' frame:
+y up, the front toward +x (the demo chair's back lies at -x, its seat's edge at +x)."""
+
+
+def real_meshes(folder: Path, most: int) -> None:
+    """Up to ``most`` meshes of each source of ``REAL``, turned into the PCN frame, as
+    ``folder/<class>/real_<source>_<name>.ply``; existing files are kept (a resumed run). A mesh
+    that cannot be read or turned is skipped with a line."""
+    for cls, sources in REAL.items():
+        (folder / cls).mkdir(parents=True, exist_ok=True)
+        for pattern, kind in sources:
+            source = pattern.split("/")[0] if kind == "" else pattern.split("/")[1].lower()
+            for path in sorted((SHARED / "meshes").glob(pattern))[:most]:
+                name = path.parents[1].name if kind == "" else path.stem
+                out = folder / cls / f"real_{source}_{name}.ply"
+                if out.exists():
+                    continue
+                try:
+                    mesh = load_mesh(path)
+                    mesh = mesh.apply_transform(V2_TO_PCN) if kind == "" else pose(mesh, kind).mesh
+                except ValueError as e:  # MeshError included
+                    print(f"real meshes: skipped {path}: {e}", flush=True)
+                    continue
+                mesh.export(out)
 
 
 def main() -> None:
@@ -60,9 +102,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 shapes per family, 20 epochs, 50 fitting steps")
     parser.add_argument("--work", default=str(REPO / "runs" / "pcn_demo"))
     parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--width", type=int, default=128, help="the decoder's width (benchmarks.harness.completion_training)")
     parser.add_argument("--per-family", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--adapt", type=int, default=0, help="also complete with the decoder adapted to each cloud for this many steps (0: not)")
+    parser.add_argument("--real", type=int, default=0, help="add up to this many real meshes from each source of REAL (chairs, airplanes, cars), posed into the PCN frame")
     parser.add_argument("--out", default="", help="folder for the stored JSON and pictures (e.g. results/pcn_demo)")
     args = parser.parse_args()
     if not PCN.is_dir():
@@ -80,7 +124,13 @@ def main() -> None:
         for i in range(args.per_family):
             out = folder / f"{family}_{i:03d}.ply"
             if not out.exists():
-                make_shape(family, np.random.default_rng([11, i])).export(out)
+                make_shape(family, np.random.default_rng([11, i])).apply_transform(TO_PCN).export(out)
+    if args.real:
+        real_meshes(work / "meshes", args.real)
+        if args.out:
+            for cls in REAL:
+                paths = sorted((work / "meshes" / cls).glob("real_*.ply"))
+                mesh_sheet(paths, work / "pictures" / f"posed_{cls}.png", size=100, columns=12, azimuth=60)
     report = prep_dataset(
         PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="procedural", normalization="unit_cube",
                    samples=SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000),
@@ -90,12 +140,7 @@ def main() -> None:
     print(f"prep: {len(report.ok)} shapes ok ({seconds['prep']:.0f} s)", flush=True)
 
     t0 = time.perf_counter()
-    model = DecoderConfig(latent_size=64, depth=5, width=128, skip_layers=[3], weight_norm=True, dropout=0.0, output_tanh=True)
-    trained = train(TrainConfig(
-        data=str(work / "data"), run=str(work / "run"), model=model, epochs=args.epochs, scenes_per_batch=8, samples_per_scene=2048,
-        lr_decoder=2e-3, lr_codes=4e-3, lr_halve_every=max(1, args.epochs // 2), code_reg_rampup_epochs=max(1, args.epochs // 10),
-        checkpoint_every=50, progress=False,
-    ))
+    trained = train(completion_training(work, args.epochs, args.width))
     seconds["train"] = time.perf_counter() - t0
     print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
 
@@ -116,7 +161,7 @@ def main() -> None:
         for path in sorted(PCN.glob("*.pcd")):
             name = path.stem
             entry = done["scans"].get(name, {"status": "missing"})
-            row = {"status": entry["status"], "in_training_classes": name in FAMILIES}
+            row = {"status": entry["status"], "in_training_classes": name in FAMILIES or (bool(args.real) and name in REAL)}
             if entry["status"] == "ok":
                 seen = read_scan(path).points
                 mesh = trimesh.load(entry["mesh"], force="mesh", process=False)
@@ -132,11 +177,11 @@ def main() -> None:
         render_inputs(RenderConfig(input=str(out), output=str(work / "pictures" / variant), sheet=str(sheet), sheet_shapes=4,
                                    view=ViewConfig(size=200, views=3), progress=False))
         pictures[variant] = str(sheet)
-    summary = {"frame": "PCN (as given)", "training_shapes": len(trained.ids), "epochs": args.epochs, "adapt": args.adapt, "seconds": seconds, "clouds": rows, "pictures": pictures}
+    summary = {"frame": "PCN (as given)", "training_shapes": len(trained.ids), "real_per_source": args.real, "prep_rejected": len(report.rejected) + len(report.failed), "epochs": args.epochs, "adapt": args.adapt, "seconds": seconds, "clouds": rows, "pictures": pictures}
     if args.out:
         store = Path(args.out)
         store.mkdir(parents=True, exist_ok=True)
-        for variant, sheet in pictures.items():
+        for sheet in [*pictures.values(), *sorted((work / "pictures").glob("posed_*.png"))]:
             (store / Path(sheet).name).write_bytes(Path(sheet).read_bytes())
         (store / "pcn_demo.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))

@@ -332,6 +332,22 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def mesh_sheet(paths: list[Path], out: Path, size: int = 80, columns: int = 14, azimuth: float = 30.0, elevation: float = 20.0) -> Path:
+    """A contact sheet of the meshes at ``paths`` as they lie (y up), each centred on its bounding box
+    and seen from ``azimuth``/``elevation`` (``Camera.orbit``: azimuth 0 looks along -z, 90 along -x),
+    ``columns`` tiles of ``size`` pixels a row → ``out`` (PNG). For checking poses by eye."""
+    tiles = []
+    for path in paths:
+        mesh = load_mesh(path)
+        vertices = mesh.vertices - (mesh.bounds[0] + mesh.bounds[1]) / 2
+        tiles.append(render([Mesh(vertices, mesh.faces)], Camera.orbit(Framing.of(vertices), azimuth, elevation), size))
+    if not tiles:
+        raise ValueError(f"mesh_sheet: no meshes to draw into {out}")
+    blank = np.full((size, size, 3), 255, np.uint8)
+    rows = [np.concatenate(tiles[i : i + columns] + [blank] * (columns - len(tiles[i : i + columns])), axis=1) for i in range(0, len(tiles), columns)]
+    return write_png(out, np.concatenate(rows, axis=0))
+
+
 def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
     """``image: (H, W, 3)`` uint8 as PNG bytes, shrunk to ``size`` pixels on its longer side if given."""
     import io
