@@ -8,8 +8,8 @@
    ``normalization=unit_cube``: the PCN clouds are already in a normalised ShapeNet frame of about
    ``[-0.5, 0.5]^3``, so they enter the model as they are. With ``--real N``, up to N real meshes
    from each source of ``REAL`` join them: the ShapeNetCore.v2 chairs and airplanes (canonical:
-   turned by ``V2_TO_PCN``), the PSB chairs and airplanes and the InfoMR chairs, jets and cars
-   (arbitrary pose: turned by ``data_prep.pose``; a contact sheet of each class as posed,
+   turned by ``V2_TO_PCN``), the PSB chairs and airplanes and the InfoMR chairs, jets, cars and
+   floor lamps (arbitrary pose: turned by ``data_prep.pose``; a contact sheet of each class as posed,
    ``posed_<class>.png``, is stored with ``--out``). Without ``--real`` there is no airplane or car
    among the training shapes: those two completions can only borrow from the other classes.
 2. ``train`` the small decoder with a 64-dimensional code.
@@ -64,6 +64,7 @@ REAL = {
     "chair": [("shapenet_v2/03001627/*/models/model_normalized.obj", ""), ("psb/Chair/*.off", "chair"), ("infomr/NonWheelChair/*.obj", "chair")],
     "airplane": [("shapenet_v2/02691156/*/models/model_normalized.obj", ""), ("psb/Airplane/*.off", "airplane"), ("infomr/Jet/*.obj", "airplane")],
     "car": [("infomr/Car/*.obj", "car")],
+    "lamp": [("infomr/FloorLamp/*.obj", "lamp")],
 }
 """``--real``: per class, the real mesh sources under ../shared/data/meshes and the ``data_prep.pose``
 kind that turns them into the PCN frame ("": ShapeNetCore.v2, already canonical: turned by
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--adapt", type=int, default=0, help="also complete with the decoder adapted to each cloud for this many steps (0: not)")
-    parser.add_argument("--real", type=int, default=0, help="add up to this many real meshes from each source of REAL (chairs, airplanes, cars), posed into the PCN frame")
+    parser.add_argument("--real", type=int, default=0, help="add up to this many real meshes from each source of REAL (chairs, airplanes, cars, floor lamps), posed into the PCN frame")
     parser.add_argument("--out", default="", help="folder for the stored JSON and pictures (e.g. results/pcn_demo)")
     args = parser.parse_args()
     if not PCN.is_dir():

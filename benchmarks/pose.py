@@ -6,8 +6,8 @@
    (10 chairs, 6 airplanes) are canonical (y up, front -z), so each is turned by ``N`` random rotations
    (seeded) and posed; the error is the angle between the pose found and the true one (ShapeNet v2 → the
    pose frame: x' = -z, z' = x). Counted right when under 15 degrees.
-2. **Looked at**: contact sheets of every real chair, airplane and car class here as posed (InfoMR
-   NonWheelChair, Jet (first 48), Car; PSB Chair, Airplane), seen from the front-right
+2. **Looked at**: contact sheets of every real chair, airplane, car and floor-lamp class here as posed
+   (InfoMR NonWheelChair, Jet (first 48), Car, FloorLamp; PSB Chair, Airplane), seen from the front-right
    (azimuth 60: the front, +x, faces right), for counting by eye. Each sheet's symmetry errors are in
    the JSON.
 
@@ -40,6 +40,7 @@ SHEETS = {
     "infomr_car": ("infomr/Car/*.obj", "car"),
     "psb_chair": ("psb/Chair/*.off", "chair"),
     "psb_airplane": ("psb/Airplane/*.off", "airplane"),
+    "infomr_floor_lamp": ("infomr/FloorLamp/*.obj", "lamp"),
 }
 """Contact sheets: (glob under ../shared/data/meshes, pose kind); at most 48 meshes each."""
 

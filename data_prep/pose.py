@@ -30,6 +30,10 @@ The rules of ``pose`` (``kind``: "airplane", "car" or "chair"; sofas and benches
    lowest (the feet, front and rear); a car's spans less width (the roof against the wheels). Then
    the highest tenth lies at the rear (a chair's back, a car's cabin).
 
+A floor lamp (``kind`` "lamp") is taller than it is wide and often round: up is its longest
+principal axis, towards the heavier half (the shade over a thin pole), and its front only the
+longer of the other two.
+
 These are heuristics: look at the result (a contact sheet: ``sdf_autodec.shapes.pictures.mesh_sheet``)
 and report how often they were right.
 """
@@ -43,7 +47,7 @@ import trimesh
 
 from sdf_autodec.geometry.pointcloud import nearest
 
-KINDS: tuple[str, ...] = ("airplane", "car", "chair")
+KINDS: tuple[str, ...] = ("airplane", "car", "chair", "lamp")
 """What ``pose`` knows how to turn."""
 
 
@@ -111,6 +115,8 @@ def pose(mesh: trimesh.Trimesh, kind: str, count: int = 20_000, seed: int = 0) -
     centre, axes, extents = principal_axes(points)
     diagonal = float(np.linalg.norm(np.ptp(points, axis=0)))
     errors = [mirror_error(points, axis, centre) / diagonal for axis in axes]
+    if kind == "lamp":
+        return _pose_lamp(mesh, points, centre, axes, extents, errors)
     candidates = [i for i in range(3) if kind == "chair" or i != int(np.argmin(extents))]
     lateral_i = min(candidates, key=lambda i: errors[i])
     lateral = axes[lateral_i]
@@ -138,6 +144,20 @@ def pose(mesh: trimesh.Trimesh, kind: str, count: int = 20_000, seed: int = 0) -
     rotation = np.stack([front, up, np.cross(front, up)])
     turned = trimesh.Trimesh((mesh.vertices - centre) @ rotation.T, mesh.faces, process=False)
     return Pose(turned, rotation, float(errors[lateral_i]))
+
+
+def _pose_lamp(mesh: trimesh.Trimesh, points: np.ndarray, centre: np.ndarray, axes: np.ndarray, extents: np.ndarray, errors: list[float]) -> Pose:
+    """A floor lamp: up along the longest principal axis, towards the heavier half (the shade over a
+    thin pole); front along the longer of the other two (where an arm reaches, if any)."""
+    up_i = int(np.argmax(extents))
+    front_i = max((i for i in range(3) if i != up_i), key=lambda i: extents[i])
+    up, front = axes[up_i], axes[front_i]
+    height = (points - centre) @ up
+    if height.mean() < 0.5 * (height.min() + height.max()):
+        up = -up
+    rotation = np.stack([front, up, np.cross(front, up)])
+    turned = trimesh.Trimesh((mesh.vertices - centre) @ rotation.T, mesh.faces, process=False)
+    return Pose(turned, rotation, float(errors[3 - up_i - front_i]))
 
 
 def upright_table(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

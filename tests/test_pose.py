@@ -85,3 +85,18 @@ def test_bad_input_names_the_problem():
         pose(trimesh.creation.box(), "boat")
     with pytest.raises(ValueError, match="no surface"):
         pose(trimesh.Trimesh(np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int64), process=False), "chair")
+
+
+def test_floor_lamp_shade_up():
+    """A floor lamp along z (base disc, thin pole, cone shade), turned so that z goes to y: up is y."""
+    parts = [
+        trimesh.creation.cylinder(radius=0.12, height=0.03, transform=trimesh.transformations.translation_matrix((0, 0, 0.015))),
+        trimesh.creation.cylinder(radius=0.01, height=1.4, transform=trimesh.transformations.translation_matrix((0, 0, 0.7))),
+        trimesh.creation.cone(radius=0.2, height=0.3, transform=trimesh.transformations.translation_matrix((0, 0, 1.25))),
+    ]
+    z_to_y = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])[:3, :3]
+    lamp = turned(trimesh.util.concatenate(parts), z_to_y)
+    assert np.ptp(lamp.vertices[:, 1]) > 1.5
+    for rotation in random_rotations(3, seed=5):
+        up = pose(turned(lamp, rotation), "lamp", count=8000).rotation[1] @ rotation
+        assert up[1] > np.cos(np.radians(3.0))
