@@ -6,7 +6,7 @@ one view and from three, scored against their full ground-truth clouds.
 
 What it does (every stage resumes from what ``--work`` already holds):
 
-1. Training meshes: the 20 PSB tables (../shared/data/meshes/psb/Table), turned upright (``upright``:
+1. Training meshes: the 20 PSB tables (../shared/data/meshes/psb/Table), turned upright (``data_prep.pose.upright_table``:
    the dominant direction of the face normals is "up", the top on the side where that area lies; the
    longest horizontal side along z, as in ShapeNet's tables), plus ``--procedural`` generated tables
    (``data_prep.procedural``, turned so that their long side runs along z too) and, with ``--infomr``,

@@ -83,7 +83,7 @@ def real_meshes(folder: Path, most: int) -> None:
     for cls, sources in REAL.items():
         (folder / cls).mkdir(parents=True, exist_ok=True)
         for pattern, kind in sources:
-            source = pattern.split("/")[0] if kind == "" else pattern.split("/")[1].lower()
+            source = "_".join(pattern.split("/")[:2]).lower()  # shapenet_v2_03001627, psb_chair, infomr_car...
             for path in sorted((SHARED / "meshes").glob(pattern))[:most]:
                 name = path.parents[1].name if kind == "" else path.stem
                 out = folder / cls / f"real_{source}_{name}.ply"
@@ -123,15 +123,18 @@ def main() -> None:
         folder = work / "meshes" / family
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(args.per_family):
-            out = folder / f"{family}_{i:03d}.ply"
+            out = folder / f"pcn_{family}_{i:03d}.ply"  # "pcn_": in the PCN frame (a work folder of the +z frame is not reused)
             if not out.exists():
                 make_shape(family, np.random.default_rng([11, i])).apply_transform(TO_PCN).export(out)
+    posed_sheets = []
     if args.real:
         real_meshes(work / "meshes", args.real)
-        if args.out:
-            for cls in REAL:
-                paths = sorted((work / "meshes" / cls).glob("real_*.ply"))
-                mesh_sheet(paths, work / "pictures" / f"posed_{cls}.png", size=100, columns=12, azimuth=60)
+        for cls in REAL:
+            paths = sorted((work / "meshes" / cls).glob("real_*.ply"))
+            if paths:
+                posed_sheets.append(mesh_sheet(paths, work / "pictures" / f"posed_{cls}.png", size=100, columns=12, azimuth=60))
+            else:
+                print(f"real meshes: none of class {cls} could be read and posed", flush=True)
     report = prep_dataset(
         PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="procedural", normalization="unit_cube",
                    samples=SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000),
@@ -145,6 +148,8 @@ def main() -> None:
     seconds["train"] = time.perf_counter() - t0
     print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
 
+    kept = set(trained.ids)  # the shapes prep kept, by file stem
+    trained_classes = {path.parent.name for path in (work / "meshes").glob("*/*.ply") if path.stem in kept}
     variants = {"fit": AdaptConfig(iterations=0)}
     if args.adapt:
         variants["adapted"] = AdaptConfig(iterations=args.adapt)
@@ -162,7 +167,7 @@ def main() -> None:
         for path in sorted(PCN.glob("*.pcd")):
             name = path.stem
             entry = done["scans"].get(name, {"status": "missing"})
-            row = {"status": entry["status"], "in_training_classes": name in FAMILIES or (bool(args.real) and name in REAL)}
+            row = {"status": entry["status"], "in_training_classes": name in trained_classes}
             if entry["status"] == "ok":
                 seen = read_scan(path).points
                 mesh = trimesh.load(entry["mesh"], force="mesh", process=False)
@@ -182,7 +187,7 @@ def main() -> None:
     if args.out:
         store = Path(args.out)
         store.mkdir(parents=True, exist_ok=True)
-        for sheet in [*pictures.values(), *sorted((work / "pictures").glob("posed_*.png"))]:
+        for sheet in [*pictures.values(), *posed_sheets]:
             (store / Path(sheet).name).write_bytes(Path(sheet).read_bytes())
         (store / "pcn_demo.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))

@@ -13,10 +13,12 @@ Two frames:
   an airplane's nose), the mirror plane z = 0: the frame of the PCN demo clouds
   (``../shared/data/scans/pcn_demo``; the demo chair's back lies at -x).
 
-The rules of ``pose`` (``kind``: "airplane", "car" or "chair"; sofas and benches are chairs):
+The rules of ``pose`` (``kind``: "airplane", "car" or "chair"; sofas, often deeper than they are
+tall, are not measured and would break rule 2):
 
 1. *Lateral*, the mirror normal: of the principal axes of the surface samples (a mirror plane's
-   normal is always one of them), the one whose mirror plane through the centroid maps the surface
+   normal is one of them; when two variances are close, as a chair's width and depth can be, the
+   axes can turn a few degrees off it), the one whose mirror plane through the centroid maps the surface
    best onto itself (median distance of the mirrored samples to the originals, as a fraction of the
    bounding diagonal: ``Pose.symmetry_error``). A vehicle's thinnest axis is never lateral (a car is
    lower than it is wide, an airplane flatter still; a van taller than it is wide comes out on its
@@ -25,14 +27,15 @@ The rules of ``pose`` (``kind``: "airplane", "car" or "chair"; sofas and benches
    area-weighted four-fold mean angle of the normals projected on the plane: a chair's seat and
    back, a car's roof and doors, an airplane's wings are at right angles to them). Up is the shorter
    of the two for a vehicle, the longer for a chair (a chair is taller than it is deep).
-3. *Signs*. An airplane's tail fin (surface near the mirror plane whose normals point sideways)
-   stands up at the rear. A chair's highest tenth (the top of its back) spans less depth than its
+3. *Signs*. An airplane's tail fin (surface near the mirror plane whose normals point sideways,
+   at least 0.5% of the samples) stands up at the rear; an airplane with no such fin falls back to
+   the car's rule (a high-wing airplane may then come out upside down). A chair's highest tenth (the top of its back) spans less depth than its
    lowest (the feet, front and rear); a car's spans less width (the roof against the wheels). Then
    the highest tenth lies at the rear (a chair's back, a car's cabin).
 
 A floor lamp (``kind`` "lamp") is taller than it is wide and often round: up is its longest
-principal axis, towards the heavier half (the shade over a thin pole), and its front only the
-longer of the other two.
+principal axis, towards the heavier half (the shade over a thin pole); its front is only the
+longer of the other two axes, with an arbitrary sign.
 
 These are heuristics: look at the result (a contact sheet: ``sdf_autodec.shapes.pictures.mesh_sheet``)
 and report how often they were right.
@@ -124,6 +127,8 @@ def pose(mesh: trimesh.Trimesh, kind: str, count: int = 20_000, seed: int = 0) -
     spans = [np.ptp(points @ a), np.ptp(points @ b)]
     up, front = (a, b) if (spans[0] < spans[1]) == (kind != "chair") else (b, a)
     height, depth = (points - centre) @ up, (points - centre) @ front
+    if np.ptp(height) <= 1e-6 * diagonal:
+        raise ValueError("pose: the mesh is flat along its up axis (no height to tell up from down)")
     fin = (np.abs(normals @ lateral) > 0.8) & (np.abs((points - centre) @ lateral) < 0.02 * diagonal)
     if kind == "airplane" and fin.sum() >= 0.005 * count:
         if height[fin].mean() < 0:
@@ -148,7 +153,7 @@ def pose(mesh: trimesh.Trimesh, kind: str, count: int = 20_000, seed: int = 0) -
 
 def _pose_lamp(mesh: trimesh.Trimesh, points: np.ndarray, centre: np.ndarray, axes: np.ndarray, extents: np.ndarray, errors: list[float]) -> Pose:
     """A floor lamp: up along the longest principal axis, towards the heavier half (the shade over a
-    thin pole); front along the longer of the other two (where an arm reaches, if any)."""
+    thin pole); front along the longer of the other two, its sign arbitrary (the eigenvector's)."""
     up_i = int(np.argmax(extents))
     front_i = max((i for i in range(3) if i != up_i), key=lambda i: extents[i])
     up, front = axes[up_i], axes[front_i]

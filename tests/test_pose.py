@@ -61,7 +61,7 @@ def test_box_airplane_tail_fin_up_at_the_rear():
 
 
 def test_box_car_roof_narrower_than_its_wheels_cabin_at_the_rear():
-    """A car lower (0.4) than it is wide (0.51), as the rule assumes (a tall van would fail it)."""
+    """A car lower (0.4) than it is wide (0.5), as the rule assumes (a tall van would fail it)."""
     wheels = [((0.18, 0.18, 0.06), (x, 0.09, z)) for x in (-0.32, 0.32) for z in (-0.22, 0.22)]
     car = boxes(((1.0, 0.2, 0.48), (0.0, 0.16, 0.0)), ((0.45, 0.14, 0.4), (-0.08, 0.33, 0.0)), *wheels)
     for rotation in random_rotations(3, seed=3):
@@ -71,9 +71,9 @@ def test_box_car_roof_narrower_than_its_wheels_cabin_at_the_rear():
 
 @pytest.mark.skipif(not SHAPENET_V2.is_dir(), reason=f"{SHAPENET_V2} is absent (shared real data)")
 def test_shapenet_v2_chairs_and_airplanes_from_a_random_pose():
-    """All 16 (10 chairs, 6 airplanes) came back within 7 degrees when this was written."""
-    paths = sorted(SHAPENET_V2.glob("*/*/models/model_normalized.obj"))
-    assert len(paths) == 16
+    """All 16 (10 chairs, 6 airplanes) came back within 7 degrees when this was written (benchmarks/pose.py)."""
+    paths = sorted(SHAPENET_V2.glob("*/*/models/model_normalized.obj"))[:16]
+    assert len(paths) == 16, f"{SHAPENET_V2}: expected at least the 16 models of its README"
     for path, rotation in zip(paths, random_rotations(len(paths), seed=4)):
         kind = "airplane" if path.parts[-4] == "02691156" else "chair"
         result = pose(turned(load_mesh(path), rotation), kind)
@@ -83,6 +83,8 @@ def test_shapenet_v2_chairs_and_airplanes_from_a_random_pose():
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="unknown kind"):
         pose(trimesh.creation.box(), "boat")
+    with pytest.raises(ValueError, match="flat"):  # a flat square: no height to tell up from down
+        pose(trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], [[0, 1, 2], [0, 2, 3]], process=False), "car")
     with pytest.raises(ValueError, match="no surface"):
         pose(trimesh.Trimesh(np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int64), process=False), "chair")
 
