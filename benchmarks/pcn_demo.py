@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import completion_training  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
-from data_prep.pose import pose  # noqa: E402
+from data_prep.pose import PROCEDURAL_TO_POSE, SHAPENET_V2_TO_POSE, pose  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import FAMILIES, make_shape  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
@@ -69,9 +69,9 @@ REAL = {
 """``--real``: per class, the real mesh sources under ../shared/data/meshes and the ``data_prep.pose``
 kind that turns them into the PCN frame ("": ShapeNetCore.v2, already canonical: turned by
 ``V2_TO_PCN``)."""
-V2_TO_PCN = np.array([[0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-"""ShapeNetCore.v2's frame (y up, front -z) into the PCN clouds' (y up, front +x): x' = -z, z' = x."""
-TO_PCN = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
+V2_TO_PCN = np.block([[SHAPENET_V2_TO_POSE, np.zeros((3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]])
+"""ShapeNetCore.v2's frame (y up, front -z) into the PCN clouds' (y up, front +x), as a 4 × 4 transform."""
+TO_PCN = np.block([[PROCEDURAL_TO_POSE, np.zeros((3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]])
 """The procedural shapes' frame (y up, a chair's front toward +z) turned into the PCN clouds' frame:
 y up, the front toward +x (the demo chair's back lies at -x, its seat's edge at +x)."""
 

@@ -32,11 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data_prep.mesh_io import load_mesh  # noqa: E402
-from data_prep.pose import pose  # noqa: E402
+from data_prep.pose import SHAPENET_V2_TO_POSE, pose, rotation_angle_deg  # noqa: E402
 from sdf_autodec.shapes.pictures import mesh_sheet  # noqa: E402
 
 MESHES = REPO.parent / "shared" / "data" / "meshes"
-V2_TO_POSE = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 SHEETS = {
     "infomr_chair": ("infomr/NonWheelChair/*.obj", "chair"),
     "infomr_jet": ("infomr/Jet/*.obj", "airplane"),
@@ -46,11 +45,6 @@ SHEETS = {
     "infomr_floor_lamp": ("infomr/FloorLamp/*.obj", "lamp"),
 }
 """Contact sheets: (glob under ../shared/data/meshes, pose kind); at most 48 meshes each."""
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle of the rotation between rotations ``a`` and ``b`` (3, 3), in degrees."""
-    return float(np.degrees(np.arccos(np.clip((np.trace(a @ b.T) - 1.0) / 2.0, -1.0, 1.0))))
 
 
 def main() -> None:
@@ -73,7 +67,7 @@ def main() -> None:
         for _ in range(args.rotations):
             rotation = trimesh.transformations.random_rotation_matrix(rng.random(3))[:3, :3]
             found = pose(trimesh.Trimesh(mesh.vertices @ rotation.T, mesh.faces, process=False), kind)
-            errors.setdefault(name, []).append(round(angle_deg(found.rotation @ rotation, V2_TO_POSE), 2))
+            errors.setdefault(name, []).append(round(rotation_angle_deg(found.rotation @ rotation, SHAPENET_V2_TO_POSE), 2))
         print(f"{name:<45} error (degrees) {errors[name]}", flush=True)
     trials = [e for v in errors.values() for e in v]
     right = sum(e < 15.0 for e in trials)

@@ -53,6 +53,21 @@ from sdf_autodec.geometry.pointcloud import nearest
 KINDS: tuple[str, ...] = ("airplane", "car", "chair", "lamp")
 """What ``pose`` knows how to turn."""
 
+SHAPENET_V2_TO_POSE = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+"""(3, 3) rows: ShapeNetCore.v2's frame (y up, front -z) into the pose frame (front +x): x' = -z, z' = x."""
+PROCEDURAL_TO_POSE = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+"""(3, 3) rows: ``data_prep.procedural``'s frame (y up, a chair's front +z) into the pose frame: x' = z, z' = -x."""
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle of the rotation between rotations ``a`` and ``b`` (3, 3), in degrees."""
+    return float(np.degrees(np.arccos(np.clip((np.trace(a @ b.T) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+def _turned(mesh: trimesh.Trimesh, centre: np.ndarray, rotation: np.ndarray) -> trimesh.Trimesh:
+    """``mesh`` rotated by ``rotation`` (3, 3; rows the new axes) about ``centre``, which moves to the origin."""
+    return trimesh.Trimesh((mesh.vertices - centre) @ rotation.T, mesh.faces, process=False)
+
 
 @dataclass(frozen=True)
 class Pose:
@@ -147,8 +162,7 @@ def pose(mesh: trimesh.Trimesh, kind: str, count: int = 20_000, seed: int = 0) -
         if depth[top].mean() > depth.mean():
             front = -front
     rotation = np.stack([front, up, np.cross(front, up)])
-    turned = trimesh.Trimesh((mesh.vertices - centre) @ rotation.T, mesh.faces, process=False)
-    return Pose(turned, rotation, float(errors[lateral_i]))
+    return Pose(_turned(mesh, centre, rotation), rotation, float(errors[lateral_i]))
 
 
 def _pose_lamp(mesh: trimesh.Trimesh, points: np.ndarray, centre: np.ndarray, axes: np.ndarray, extents: np.ndarray, errors: list[float]) -> Pose:
@@ -161,8 +175,7 @@ def _pose_lamp(mesh: trimesh.Trimesh, points: np.ndarray, centre: np.ndarray, ax
     if height.mean() < 0.5 * (height.min() + height.max()):
         up = -up
     rotation = np.stack([front, up, np.cross(front, up)])
-    turned = trimesh.Trimesh((mesh.vertices - centre) @ rotation.T, mesh.faces, process=False)
-    return Pose(turned, rotation, float(errors[3 - up_i - front_i]))
+    return Pose(_turned(mesh, centre, rotation), rotation, float(errors[3 - up_i - front_i]))
 
 
 def upright_table(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -11,19 +11,11 @@ import pytest
 import trimesh
 
 from data_prep.mesh_io import load_mesh
-from data_prep.pose import pose
+from data_prep.pose import PROCEDURAL_TO_POSE, SHAPENET_V2_TO_POSE, pose
+from data_prep.pose import rotation_angle_deg as angle_deg
 from data_prep.procedural import make_shape
 
 SHAPENET_V2 = Path(__file__).resolve().parents[1].parent / "shared/data/meshes/shapenet_v2"
-V2_TO_PCN = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-"""ShapeNetCore.v2 (y up, front -z) into the pose frame (front +x)."""
-PROCEDURAL_TO_PCN = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])[:3, :3]
-"""The procedural frame (y up, a chair's front +z) into the pose frame."""
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle of the rotation taking rotation ``b`` (3, 3) to ``a`` (3, 3), in degrees."""
-    return float(np.degrees(np.arccos(np.clip((np.trace(a @ b.T) - 1.0) / 2.0, -1.0, 1.0))))
 
 
 def turned(mesh: trimesh.Trimesh, rotation: np.ndarray) -> trimesh.Trimesh:
@@ -44,7 +36,7 @@ def test_procedural_chairs_in_any_pose_come_back_upright_and_facing_front():
     for i, rotation in enumerate(random_rotations(4, seed=1)):
         chair = make_shape("chair", np.random.default_rng([11, i]))
         result = pose(turned(chair, rotation), "chair", count=8000)
-        assert angle_deg(result.rotation @ rotation, PROCEDURAL_TO_PCN) < 6.0, f"chair {i}"
+        assert angle_deg(result.rotation @ rotation, PROCEDURAL_TO_POSE) < 6.0, f"chair {i}"
         assert result.symmetry_error < 0.01  # mirror-symmetric by construction; the floor is the sampling
 
 
@@ -77,7 +69,7 @@ def test_shapenet_v2_chairs_and_airplanes_from_a_random_pose():
     for path, rotation in zip(paths, random_rotations(len(paths), seed=4)):
         kind = "airplane" if path.parts[-4] == "02691156" else "chair"
         result = pose(turned(load_mesh(path), rotation), kind)
-        assert angle_deg(result.rotation @ rotation, V2_TO_PCN) < 10.0, f"{path}"
+        assert angle_deg(result.rotation @ rotation, SHAPENET_V2_TO_POSE) < 10.0, f"{path}"
 
 
 def test_bad_input_names_the_problem():
