@@ -22,7 +22,8 @@ from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig
 from sdf_autodec.shapes.recipes import apply_preset, budget_recipe, preset_values
 from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
-from sdf_autodec.shapes.train import TrainConfig, code_reg_at, lr_factor, parse_budget, schedule_epoch, train
+from sdf_autodec.core.training import lr_factor, parse_budget, schedule_epoch
+from sdf_autodec.shapes.train import TrainConfig, code_reg_at, train
 
 FAST_FIT = FitConfig(iterations=150, lr=1e-2, lr_drop_at=0.7)
 
@@ -197,12 +198,13 @@ def test_budget_schedule_spans_the_budget(data_dir, tmp_path):
 
 def test_schedule_epoch_maps_budget_fractions_onto_epochs():
     cfg = TrainConfig(epochs=2000, lr_halve_every=500, code_reg_rampup_epochs=100)
-    assert lr_factor(schedule_epoch(0.0, 1800, cfg), cfg) == 1.0
-    assert lr_factor(schedule_epoch(0.2499 * 1800, 1800, cfg), cfg) == 1.0
-    assert lr_factor(schedule_epoch(0.2501 * 1800, 1800, cfg), cfg) == 0.5
-    assert lr_factor(schedule_epoch(0.9 * 1800, 1800, cfg), cfg) == 0.125
-    assert code_reg_at(schedule_epoch(0.0, 1800, cfg), cfg) == 0.0
-    assert code_reg_at(schedule_epoch(0.06 * 1800, 1800, cfg), cfg) == cfg.code_reg_weight
+    at = lambda fraction: schedule_epoch(fraction * 1800, 1800, cfg.epochs)  # noqa: E731
+    assert lr_factor(at(0.0), cfg.lr_halve_every) == 1.0
+    assert lr_factor(at(0.2499), cfg.lr_halve_every) == 1.0
+    assert lr_factor(at(0.2501), cfg.lr_halve_every) == 0.5
+    assert lr_factor(at(0.9), cfg.lr_halve_every) == 0.125
+    assert code_reg_at(at(0.0), cfg) == 0.0
+    assert code_reg_at(at(0.06), cfg) == cfg.code_reg_weight
 
 
 def test_budget_recipe_keeps_what_the_user_gave():

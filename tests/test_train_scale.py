@@ -25,7 +25,8 @@ from sdf_autodec.nn.mlp import DecoderConfig, decoder_config_from_dict
 from sdf_autodec.nn.registry import BackendUnavailable, build_decoder
 from sdf_autodec.optional import MissingDependency, tensorboard_writer
 from sdf_autodec.shapes.dataset import PackedSdfSamples
-from sdf_autodec.shapes.train import TrainConfig, code_reg_at, load_trained, lr_factor, train, train_config_from_dict
+from sdf_autodec.core.training import lr_factor
+from sdf_autodec.shapes.train import TrainConfig, code_reg_at, load_trained, train, train_config_from_dict
 
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
@@ -152,7 +153,7 @@ def test_deepsdf_schedule_and_preset_follow_the_official_code():
     official_lr = lambda e: 5e-4 * 0.5 ** (e // 500)  # noqa: E731
     official_reg = lambda e: 1e-4 * min(1, e / 100)  # noqa: E731
     for epoch in (0, 1, 98, 99, 100, 498, 499, 500, 998, 999, 1999):
-        assert cfg.lr_decoder * lr_factor(epoch, cfg) == official_lr(epoch + 1)
+        assert cfg.lr_decoder * lr_factor(epoch, cfg.lr_halve_every) == official_lr(epoch + 1)
         assert math.isclose(code_reg_at(epoch, cfg), official_reg(epoch + 1))
 
 

@@ -8,6 +8,7 @@ from data_prep.dvr import DvrScanConfig, export_dvr_scans
 from data_prep.prep import PrepConfig, prep_dataset
 from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.core.devices import resolve_device
+from sdf_autodec.core.training import parse_budget
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
@@ -15,7 +16,7 @@ from sdf_autodec.shapes.pictures import RenderConfig, render_inputs
 from sdf_autodec.shapes.reconstruct import ReconstructConfig, reconstruct
 from sdf_autodec.shapes.report import ReportConfig, build_report
 from sdf_autodec.shapes.recipes import apply_preset, budget_recipe
-from sdf_autodec.shapes.train import TrainConfig, parse_budget, train
+from sdf_autodec.shapes.train import TrainConfig, train
 
 
 def run_prep(cfg: PrepConfig) -> None:

@@ -9,8 +9,8 @@ each holds a shard of a global batch: the decoder and the latent table are wrapp
 :class:`Autodecoder` module, which DistributedDataParallel wraps, so the gradients of the decoder
 *and of the latent table* (dense, zero outside the batch) are averaged over the processes in its
 all-reduce. Every process then takes the same Adam step on the same replicated state: weights and
-codes stay identical everywhere without any other synchronisation. See :func:`training_step`'s
-``global_batch``, ``global_index`` and ``reduce``.
+codes stay identical everywhere without any other synchronisation. See :class:`GlobalBatch`, which
+:func:`training_step` takes as ``shard``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,22 @@ class StepStats:
     loss: float
     data: float
     prior: float
+
+
+@dataclass(frozen=True)
+class GlobalBatch:
+    """The global batch a process trains a shard of, under DistributedDataParallel (one object for
+    :func:`training_step`'s ``shard``)."""
+
+    index: torch.Tensor
+    """``(G,)`` instance ids of the whole global batch, the same on every process (the code cap of
+    :func:`renorm_codes_` runs on all of them, so every replica of the table stays equal)."""
+    reduce: Callable[[torch.Tensor], torch.Tensor]
+    """A tensor summed over the processes (an all-reduce; every process gets the sum)."""
+
+    @property
+    def size(self) -> int:
+        return len(self.index)
 
 
 class Autodecoder(nn.Module):
@@ -95,9 +111,7 @@ def training_step(
     code_reg_weight: float,
     *,
     model: nn.Module | None = None,
-    global_batch: int | None = None,
-    global_index: torch.Tensor | None = None,
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    shard: GlobalBatch | None = None,
     autocast_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> StepStats:
@@ -110,16 +124,15 @@ def training_step(
 
     - ``model``: what runs the forward pass, an :class:`Autodecoder` of ``decoder`` and ``latents``
       or a wrapper of one (DistributedDataParallel, ``torch.compile``); default: a plain one.
-    - ``global_batch``, ``global_index``, ``reduce``: this process holds ``index`` out of a global
-      batch of ``global_batch`` instances (``global_index``, the same on every process) split over
-      the processes of a DDP ``model``. The local loss is ``sum / global_batch * world``, so DDP's
-      gradient average is the gradient of the global batch's mean; ``reduce`` sums a tensor over the
-      processes (an all-reduce) for the statistics and the NaN check, so every process stops together.
+    - ``shard``: this process holds ``index`` out of the global batch ``shard.index``, split over
+      the processes of a DDP ``model``. The local loss is ``sum / G * world``, so DDP's gradient
+      average is the gradient of the global batch's mean; ``shard.reduce`` sums the statistics and
+      the NaN check over the processes, so every process stops together.
     - ``autocast_dtype``: run the forward pass under ``torch.autocast`` (bf16 or fp16); the
       predictions are cast to fp32 before the loss. ``scaler``: a GradScaler (fp16).
     """
     optimizer.zero_grad(set_to_none=True)
-    undo = renorm_codes_(latents, index if global_index is None else global_index)
+    undo = renorm_codes_(latents, index if shard is None else shard.index)
     model = Autodecoder(decoder, latents) if model is None else model
     amp = torch.autocast(obs.queries.device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
     with amp:
@@ -132,16 +145,16 @@ def training_step(
         data = instance_data_loss(per_element, obs.weights)  # (B,)
     prior = code_regulariser(codes, code_reg_weight)  # (B,)
     per_instance = data + prior
-    if global_batch is None:
+    if shard is None:
         loss = per_instance.mean()
         stats = torch.stack([loss, data.mean(), prior.mean()]).detach()
     else:
         world = 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             world = torch.distributed.get_world_size()
-        loss = per_instance.sum() * (world / global_batch)
+        loss = per_instance.sum() * (world / shard.size)
         stats = torch.stack([per_instance.sum(), data.sum(), prior.sum()]).detach()
-        stats = (reduce(stats) if reduce is not None else stats) / global_batch
+        stats = shard.reduce(stats) / shard.size
     values = stats.tolist()  # one device sync per step
     if not all(map(_finite, values)):
         if undo is not None:  # leave the state exactly as it was before this step

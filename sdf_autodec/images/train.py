@@ -34,6 +34,7 @@ from sdf_autodec.core.fitting import FitConfig, fit_latents
 from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.core.observations import Observations, instance_data_loss
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.core.training import epoch_batches, lr_factor, run_epoch, set_learning_rates
 
 MaskSampler = Callable[[int, torch.Generator], torch.Tensor]
 """``sampler(num, generator) -> (num, 1, S, S)`` masks (1 visible, 0 hidden)."""
@@ -88,7 +89,9 @@ class ADTrainConfig:
     code_init_std: float = 0.1
     """Std of the initial training codes."""
     lr_halve_every: int = 12
-    """Both learning rates are halved every this many epochs (0: never)."""
+    """Both learning rates are halved from the 12th epoch on, again from the 24th, ... (0: never):
+    the core's one schedule, :func:`~sdf_autodec.core.training.lr_factor` (DeepSDF's). Until issue 15
+    this module halved one epoch later (from the 13th), so studies run before then differ there."""
     val_every: int = 5
     """Epochs between validation fits (and always after the last epoch)."""
     val_images: int = 500
@@ -105,10 +108,6 @@ class TrainResult:
     seconds: float
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
     """AD only: epoch → ``(n, C, S, S)`` reconstructions of the tracked training images."""
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
 def train_autoencoder(
@@ -145,8 +144,8 @@ def train_autoencoder(
         t0 = time.perf_counter()
         generator = torch_generator(seed, name, "batches", epoch)
         model.train()
-        total = 0.0
-        for index in _batches(len(train), cfg.batch_size, generator):
+
+        def step(i: int, index: torch.Tensor, _) -> dict:
             x = train[index].to(device)
             x_in = x if input_masks is None else x * input_masks(len(x), generator).to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -155,11 +154,13 @@ def train_autoencoder(
                 raise NonFiniteLoss(f"{name}: loss is {loss.item()} at epoch {epoch}; try a lower lr")
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(index)
+            return {"train": loss.item()}
+
+        stats = run_epoch(epoch_batches(len(train), cfg.batch_size, generator), step)
         model.eval()
         with torch.no_grad():
             val_loss = torch.cat([loss_of(val_in[i : i + 500].to(device), val[i : i + 500].to(device)) for i in range(0, len(val), 500)]).mean().item()
-        history.append({"epoch": epoch + 1, "train": total / len(train), "val": val_loss, "seconds": time.perf_counter() - t0})
+        history.append({"epoch": epoch + 1, "train": stats.means["train"], "val": val_loss, "seconds": time.perf_counter() - t0})
         bar.set_postfix(train=f"{history[-1]['train']:.4f}", val=f"{val_loss:.4f}")
     return TrainResult(history, time.perf_counter() - t_start)
 
@@ -217,15 +218,14 @@ def train_autodecoder(
         t0 = time.perf_counter()
         seed_global(seed, "ad", "epoch", epoch)
         generator = torch_generator(seed, "ad", "batches", epoch)
-        factor = 0.5 ** (epoch // cfg.lr_halve_every) if cfg.lr_halve_every > 0 else 1.0
-        optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
-        optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
+        set_learning_rates(optimizer, (cfg.lr_decoder, cfg.lr_codes), lr_factor(epoch, cfg.lr_halve_every))
         decoder.train()
-        sums = {"data": 0.0, "prior": 0.0}
-        for index in _batches(len(train), cfg.batch_size, generator):
+
+        def step(i: int, index: torch.Tensor, _) -> dict:
             stats = training_step(decoder, latents, index.to(device), pixel_observations(train[index].to(device)), squared_error, optimizer, cfg.code_reg_weight)
-            sums["data"] += stats.data * len(index) / len(train)
-            sums["prior"] += stats.prior * len(index) / len(train)
+            return {"data": stats.data, "prior": stats.prior}
+
+        sums = run_epoch(epoch_batches(len(train), cfg.batch_size, generator), step).means
         weight_l2 = 0.5 * cfg.weight_decay * sum(p.detach().pow(2).sum().item() for p in decoder.parameters())
         row = {"epoch": epoch + 1, "train": sums["data"], "prior": sums["prior"], "weight_l2": weight_l2, "val": float("nan")}
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:

@@ -135,7 +135,7 @@ def _load_model(run: Path, missing: Missing):
 
 
 def _run_section(page: Page, run: Path, model, missing: Missing) -> None:
-    from sdf_autodec.shapes.train import read_metrics
+    from sdf_autodec.core.rundir import read_metrics
 
     page.heading("The run", anchor="run")
     rows = read_metrics(run / "metrics.jsonl")

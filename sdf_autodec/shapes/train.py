@@ -5,7 +5,7 @@ Run directory::
     RUN_DIR/checkpoints/latest.pt        last checkpoint (self-describing; see core.checkpoint)
     RUN_DIR/checkpoints/epoch_<E>.pt     periodic snapshots (the last ``keep_last`` are kept)
     RUN_DIR/checkpoints/last_good.pt     only after a NaN/inf loss: the state just before that step
-    RUN_DIR/metrics.jsonl                one line per epoch: losses, learning rates, seconds, points/s
+    RUN_DIR/metrics.jsonl                one line per epoch: losses (means over the epoch's instances), learning rates, seconds, points/s
     RUN_DIR/tensorboard/                 the same scalars, when TensorBoard is installed
     RUN_DIR/loss.png                     the loss curve, at the end
     RUN_DIR/budget.json                  with ``budget=``: the budget, the recipe, how far training got
@@ -39,10 +39,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -51,13 +48,15 @@ import torch
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write
-from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint
 from sdf_autodec.core.distributed import DistContext, init_distributed
 from sdf_autodec.core.devices import resolve_device
-from sdf_autodec.core.engine import Autodecoder, NonFiniteLoss, make_optimizer, training_step
+from sdf_autodec.core.engine import Autodecoder, GlobalBatch, NonFiniteLoss, make_optimizer, training_step
 from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.core.observations import Observations
+from sdf_autodec.core.rundir import RunDir
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.core.training import epoch_batches, linear_ramp, lr_factor, parse_budget, run_epoch, schedule_epoch, set_learning_rates
 from sdf_autodec.geometry.frames import instance_id, rotation_set
 from sdf_autodec.nn.mlp import DecoderConfig, decoder_config_from_dict
 from sdf_autodec.nn.registry import build_decoder
@@ -68,7 +67,7 @@ from sdf_autodec.shapes.loss import clamped_l1
 CHECKPOINT_KIND = "shapes"
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-__all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config_from_dict", "decoder_config_from_dict"]
+__all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config_from_dict", "decoder_config_from_dict", "code_reg_at"]
 
 
 @dataclass
@@ -156,14 +155,10 @@ class TrainedModel:
         return self.latents.shape[1]
 
 
-def checkpoint_dir(run: str | Path) -> Path:
-    return Path(run) / "checkpoints"
-
-
 def load_trained(run: str | Path, device: str = "auto") -> TrainedModel:
     """Load ``RUN_DIR/checkpoints/latest.pt`` (or a checkpoint file) into a decoder in eval mode."""
     path = Path(run)
-    path = path if path.is_file() else checkpoint_dir(path) / "latest.pt"
+    path = path if path.is_file() else RunDir(path).latest
     ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
     decoder = build_decoder(decoder_config_from_dict(ckpt["config"]["model"]))
     try:
@@ -174,39 +169,9 @@ def load_trained(run: str | Path, device: str = "auto") -> TrainedModel:
     return TrainedModel(decoder.to(dev).eval(), ckpt["latents"].to(dev), list(ckpt["instance_ids"]), ckpt["config"], path)
 
 
-def lr_factor(epoch: float, cfg: TrainConfig) -> float:
-    """Learning-rate factor of 0-based ``epoch``: DeepSDF's step schedule ``0.5 ** (e // interval)``
-    of its 1-based epoch ``e = epoch + 1``, so its 500th epoch already runs at half rate. ``epoch`` may
-    be fractional (a budget run's :func:`schedule_epoch`)."""
-    return 0.5 ** ((epoch + 1) // cfg.lr_halve_every) if cfg.lr_halve_every > 0 else 1.0
-
-
 def code_reg_at(epoch: float, cfg: TrainConfig) -> float:
     """Code prior weight of 0-based ``epoch``: DeepSDF's ``λ · min(1, e / ramp)`` of its 1-based epoch ``e``."""
-    ramp = min(1.0, (epoch + 1) / cfg.code_reg_rampup_epochs) if cfg.code_reg_rampup_epochs > 0 else 1.0
-    return cfg.code_reg_weight * ramp
-
-
-_BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|m|h|)\s*$")
-_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_budget(text: str | float | int) -> float:
-    """Seconds of a budget such as ``90s``, ``30m``, ``2h``, ``1.5h`` or ``600``; raises ValueError
-    (one line) for anything else, zero included."""
-    match = _BUDGET.match(str(text))
-    if match is None:
-        raise ValueError(f"budget={text!r}: give a duration such as 90s, 30m or 2h")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"budget={text!r}: a training budget must be longer than zero")
-    return seconds
-
-
-def schedule_epoch(elapsed: float, budget_seconds: float, cfg: TrainConfig) -> float:
-    """The (fractional, 0-based) epoch of the schedule a budget run is at after ``elapsed`` seconds:
-    ``epochs * elapsed / budget`` (``epochs`` at most)."""
-    return cfg.epochs * min(1.0, max(0.0, elapsed / budget_seconds)) - 1.0
+    return cfg.code_reg_weight * linear_ramp(epoch, cfg.code_reg_rampup_epochs)
 
 
 def train_config_from_dict(d: dict) -> TrainConfig:
@@ -251,16 +216,6 @@ class _State:
         }
 
 
-def _save(run: Path, state: _State, epoch: int, **extra) -> None:
-    payload = state.payload(epoch, **extra)
-    ckdir = checkpoint_dir(run)
-    save_checkpoint(ckdir / "latest.pt", payload)
-    if state.cfg.keep_last > 0:
-        save_checkpoint(ckdir / f"epoch_{epoch:06d}.pt", payload)
-        for old in sorted(ckdir.glob("epoch_*.pt"))[: -state.cfg.keep_last]:
-            old.unlink()
-
-
 def _check_resumable(ckpt: dict, cfg: TrainConfig, ids: list[str], path: Path) -> None:
     if _model_dict(ckpt["config"].get("model", {})) != _model_dict(cfg.model):
         raise CheckpointError(
@@ -303,7 +258,7 @@ def train(cfg: TrainConfig, *, clock: Callable[[], float] = time.monotonic, reci
 
 
 def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Callable[[], float], recipe: dict | None) -> TrainedModel:
-    run = Path(cfg.run)
+    run = RunDir(cfg.run)
     keys = resolve_split(cfg.data, cfg.split)
     if not ctx.main:
         ctx.barrier()  # rank 0 (re)builds the packed store first
@@ -323,10 +278,9 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     state = _State(cfg, decoder, latents, optimizer, scaler, ids)
 
     start, elapsed_before = 0, 0.0
-    latest = checkpoint_dir(run) / "latest.pt"
-    if cfg.resume and latest.is_file():
-        ckpt = load_checkpoint(latest, kind=CHECKPOINT_KIND)
-        _check_resumable(ckpt, cfg, ids, latest)
+    if cfg.resume and run.latest.is_file():
+        ckpt = load_checkpoint(run.latest, kind=CHECKPOINT_KIND)
+        _check_resumable(ckpt, cfg, ids, run.latest)
         decoder.load_state_dict(ckpt["decoder"])
         with torch.no_grad():
             latents.weight.copy_(ckpt["latents"].to(device))
@@ -345,19 +299,15 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     if cfg.compile:
         model = torch.compile(model, backend=cfg.compile_backend)
 
-    metrics_path = run / "metrics.jsonl"
     history: list[dict] = []
     writer = None
     if ctx.main:
-        run.mkdir(parents=True, exist_ok=True)
-        for partial in checkpoint_dir(run).glob(".*.tmp.pt"):  # left by a run killed while writing a checkpoint
-            partial.unlink(missing_ok=True)
-        atomic_write(run / "train_config.json", lambda tmp: Path(tmp).write_text(json.dumps(_config_dict(cfg), indent=2)))
-        history = read_metrics(metrics_path, before_epoch=start)
-        atomic_write(metrics_path, lambda tmp: _write_metrics(Path(tmp), history))
+        run.prepare()
+        run.write_json("train_config.json", _config_dict(cfg))
+        history = run.metrics_until(start)
         writer_cls = None if cfg.tensorboard == "off" else tensorboard_writer(required=cfg.tensorboard == "on")
         if writer_cls is not None:
-            writer = writer_cls(log_dir=str(run / "tensorboard"), purge_step=start + 1)
+            writer = writer_cls(log_dir=str(run.path / "tensorboard"), purge_step=start + 1)
 
     element_loss = lambda pred, obs: clamped_l1(pred, obs, cfg.clamp)  # noqa: E731
     amp_dtype = AMP_DTYPES[cfg.amp]
@@ -367,11 +317,40 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     budget = parse_budget(cfg.budget) if cfg.budget else None
     t_start = clock()
     elapsed = lambda: elapsed_before + clock() - t_start  # noqa: E731  (seconds of training, resumed runs included)
+    save = lambda epoch: run.save(state.payload(epoch, elapsed_seconds=elapsed()), epoch, cfg.keep_last)  # noqa: E731
+    at = {"factor": 1.0, "reg": 0.0}  # the schedule at the last step taken (rows of the history, budget.json)
 
-    def schedule(epoch: int, now: float) -> tuple[float, float]:
-        """(learning-rate factor, prior weight) at ``epoch``, or after ``now`` seconds of a budget."""
-        at = epoch if budget is None else schedule_epoch(now, budget, cfg)
-        return lr_factor(at, cfg), code_reg_at(at, cfg)
+    def train_epoch(epoch: int):
+        """One epoch (cut short when the budget runs out); its statistics."""
+        seed_global(cfg.seed, "dropout", epoch, *([ctx.rank] if ctx.active else []))  # own dropout masks per process
+        generator = torch_generator(cfg.seed, "sampling", epoch)
+        batches = epoch_batches(len(ids), cfg.scenes_per_batch, generator)
+
+        def draw(scenes: torch.Tensor) -> torch.Tensor:  # (B or this process's share, n, 4)
+            return _posed_rows(store, rotations, scenes, cfg.samples_per_scene, generator, ctx.shard(len(scenes)), pin)
+
+        def before_step(i: int) -> bool:
+            now = ctx.from_main(elapsed()) if budget is not None else 0.0  # rank 0's clock: every process agrees
+            if budget is not None and now >= budget:
+                return False
+            schedule_at = epoch if budget is None else schedule_epoch(now, budget, cfg.epochs)
+            at["factor"], at["reg"] = lr_factor(schedule_at, cfg.lr_halve_every), code_reg_at(schedule_at, cfg)
+            set_learning_rates(optimizer, (cfg.lr_decoder, cfg.lr_codes), at["factor"])
+            return True
+
+        def step(i: int, scenes: torch.Tensor, rows: torch.Tensor) -> dict:
+            local = ctx.shard(len(scenes))
+            rows = rows.to(device, non_blocking=pin)
+            obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
+            mine = scenes if local is None else scenes[local]
+            shard = GlobalBatch(scenes.to(device), ctx.all_reduce_sum) if ctx.active else None
+            try:
+                stats = training_step(decoder, latents, mine.to(device), obs, element_loss, optimizer, at["reg"], model=model, autocast_dtype=amp_dtype, scaler=scaler, shard=shard)
+            except NonFiniteLoss as e:
+                raise _stopped(e, run, state, ctx, epoch, i, len(batches), steps_per_epoch) from None
+            return asdict(stats)
+
+        return run_epoch(batches, step, fetch=draw, prefetch=prefetch, before_step=before_step)
 
     decoder.train()
     epochs = range(start, cfg.epochs) if budget is None else itertools.count(start)
@@ -382,70 +361,42 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     try:
         for epoch in ([] if spent else bar):
             t0 = time.perf_counter()
-            seed_global(cfg.seed, "dropout", epoch, *([ctx.rank] if ctx.active else []))  # own dropout masks per process
-            generator = torch_generator(cfg.seed, "sampling", epoch)
-            sums = {"loss": 0.0, "data": 0.0, "prior": 0.0}
-            batches = torch.randperm(len(ids), generator=generator).split(cfg.scenes_per_batch)
-            draw = lambda scenes: _posed_rows(store, rotations, scenes, cfg.samples_per_scene, generator, ctx.shard(len(scenes)), pin)  # noqa: E731
-            taken, points = 0, 0
-            for i, (scenes, rows) in enumerate(_in_order(draw, batches, ahead=prefetch)):
-                now = ctx.from_main(elapsed()) if budget is not None else 0.0  # rank 0's clock: every process agrees
-                if budget is not None and now >= budget:
-                    spent = True
-                    break
-                factor, reg = schedule(epoch, now)
-                optimizer.param_groups[0]["lr"] = cfg.lr_decoder * factor
-                optimizer.param_groups[1]["lr"] = cfg.lr_codes * factor
-                local = ctx.shard(len(scenes))
-                rows = rows.to(device, non_blocking=pin)
-                obs = Observations(queries=rows[..., :3], targets=rows[..., 3])
-                mine = scenes if local is None else scenes[local]
-                try:
-                    stats = training_step(
-                        decoder, latents, mine.to(device), obs, element_loss, optimizer, reg,
-                        model=model, autocast_dtype=amp_dtype, scaler=scaler,
-                        **({"global_batch": len(scenes), "global_index": scenes.to(device), "reduce": ctx.all_reduce_sum} if ctx.active else {}),
-                    )
-                except NonFiniteLoss as e:
-                    raise _stopped(e, run, state, ctx, epoch, i, len(batches), steps_per_epoch, latest) from None
-                steps, taken, points = steps + 1, taken + 1, points + len(scenes) * cfg.samples_per_scene
-                for k in sums:
-                    sums[k] += getattr(stats, k)
-            if taken == 0:  # the budget ran out before this epoch's first step
+            stats = train_epoch(epoch)
+            steps += stats.steps
+            spent = stats.stopped
+            if stats.steps == 0:  # the budget ran out before this epoch's first step
                 break
-            sums = {k: v / taken for k, v in sums.items()}
             seconds = time.perf_counter() - t0
             done = epoch + 1
             row = {
-                "epoch": done, **sums, "lr_decoder": cfg.lr_decoder * factor, "lr_codes": cfg.lr_codes * factor,
-                "code_reg_weight": reg, "seconds": seconds, "points_per_second": points / seconds,
-                **({"elapsed_seconds": round(elapsed(), 3), "batches": taken} if budget is not None else {}),
+                "epoch": done, **stats.means, "lr_decoder": cfg.lr_decoder * at["factor"], "lr_codes": cfg.lr_codes * at["factor"],
+                "code_reg_weight": at["reg"], "seconds": seconds, "points_per_second": stats.instances * cfg.samples_per_scene / seconds,
+                **({"elapsed_seconds": round(elapsed(), 3), "batches": stats.steps} if budget is not None else {}),
             }
             if ctx.main:
                 history.append(row)
-                with metrics_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                run.append_metrics(row)
                 if writer is not None:
                     for k in ("loss", "data", "prior", "lr_decoder", "lr_codes", "points_per_second"):
                         writer.add_scalar(f"train/{k}", row[k], done)
-                bar.set_postfix(loss=f"{sums['loss']:.4f}")
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
                 if done % cfg.checkpoint_every == 0 or (budget is None and done == cfg.epochs):
-                    _save(run, state, done, elapsed_seconds=elapsed())
+                    save(done)
             if spent:
                 break
         if ctx.main and budget is not None and done > start:
-            _save(run, state, done, elapsed_seconds=elapsed())  # the budget is spent: its checkpoint
+            save(done)  # the budget is spent: its checkpoint
         if ctx.main and budget is not None:
-            _write_budget(run, cfg, budget, recipe, done, steps, elapsed(), start, factor if steps else None)
-        if ctx.main and not latest.is_file() and (start >= cfg.epochs if budget is None else spent):
-            _save(run, state, done, elapsed_seconds=elapsed())
+            _write_budget(run, cfg, budget, recipe, done, steps, elapsed(), start, at["factor"] if steps else None)
+        if ctx.main and not run.latest.is_file() and (start >= cfg.epochs if budget is None else spent):
+            save(done)
     finally:
         if writer is not None:
             writer.close()
         if ctx.main:
-            _plot_losses(history, run / "loss.png")
+            _plot_losses(history, run.path / "loss.png")
     ctx.barrier()  # the other processes read the checkpoint rank 0 has just written
-    return load_trained(run, str(device))
+    return load_trained(run.path, str(device))
 
 
 def _posed_rows(store: PackedSdfSamples, rotations: torch.Tensor, instances: torch.Tensor, n: int, generator: torch.Generator, select: torch.Tensor | None, pin: bool) -> torch.Tensor:
@@ -460,33 +411,13 @@ def _posed_rows(store: PackedSdfSamples, rotations: torch.Tensor, instances: tor
     return rows
 
 
-def _in_order(fetch, items, ahead: bool):
-    """``(item, fetch(item))`` for each item in order; with ``ahead``, the next fetch runs in a background
-    thread while the caller works on the current one (one thread: the fetches stay in order, so a
-    seeded generator they share draws the same numbers either way)."""
-    if not ahead:
-        for item in items:
-            yield item, fetch(item)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append((item, pool.submit(fetch, item)))
-            if len(pending) > 1:
-                first, future = pending.popleft()
-                yield first, future.result()
-        while pending:
-            first, future = pending.popleft()
-            yield first, future.result()
-
-
-def _stopped(error: NonFiniteLoss, run: Path, state: _State, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int, latest: Path) -> NonFiniteLoss:
+def _stopped(error: NonFiniteLoss, run: RunDir, state: _State, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int) -> NonFiniteLoss:
     """Checkpoint the last good state (nothing was updated by the failing step) and say what to do."""
     step = epoch * steps_per_epoch + i + 1
-    last_good = checkpoint_dir(run) / "last_good.pt"
     if ctx.main:
-        save_checkpoint(last_good, state.payload(epoch, step=step, epoch_step=i, stopped="non-finite loss at this step"))
-    resume = f"a re-run resumes from {latest}" if latest.is_file() else "a re-run starts over"
+        run.save_last_good(state.payload(epoch, step=step, epoch_step=i, stopped="non-finite loss at this step"))
+    last_good = run.last_good
+    resume = f"a re-run resumes from {run.latest}" if run.latest.is_file() else "a re-run starts over"
     return NonFiniteLoss(
         f"{error} at step {step} (epoch {epoch + 1}, batch {i + 1}/{batches}): training stopped; the state before that step "
         f"is saved in {last_good} ({resume}). Hint: lower lr_decoder/lr_codes, use amp=off or bf16 instead of fp16, "
@@ -494,7 +425,7 @@ def _stopped(error: NonFiniteLoss, run: Path, state: _State, ctx: DistContext, e
     )
 
 
-def _write_budget(run: Path, cfg: TrainConfig, budget: float, recipe: dict | None, epochs: int, steps: int, elapsed: float, start: int, last_factor: float | None) -> None:
+def _write_budget(run: RunDir, cfg: TrainConfig, budget: float, recipe: dict | None, epochs: int, steps: int, elapsed: float, start: int, last_factor: float | None) -> None:
     """``RUN_DIR/budget.json``: the budget, what chose the recipe, and how far training got."""
     halvings = [k * cfg.lr_halve_every / cfg.epochs for k in range(1, cfg.epochs // cfg.lr_halve_every + 1)] if cfg.lr_halve_every > 0 and cfg.epochs > 0 else []
     record = {
@@ -513,27 +444,7 @@ def _write_budget(run: Path, cfg: TrainConfig, budget: float, recipe: dict | Non
         "last_step_lr_decoder": None if last_factor is None else cfg.lr_decoder * last_factor,
         "last_step_lr_codes": None if last_factor is None else cfg.lr_codes * last_factor,
     }
-    atomic_write(run / "budget.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
-
-
-def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
-    """The rows of a run's ``metrics.jsonl`` (of epochs up to ``before_epoch`` when given); a line cut
-    short by a kill is skipped, a missing file is no rows."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and (before_epoch is None or row["epoch"] <= before_epoch):
-            rows.append(row)
-    return rows
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.write_json("budget.json", record)
 
 
 def _plot_losses(history: list[dict], path: Path) -> None:
