@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from sdf_autodec.atomic import atomic_write
+from sdf_autodec.core.latents import LatentTable
 from sdf_autodec.errors import first_line
 
 SCHEMA_VERSION = 1
@@ -54,3 +57,46 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if kind is not None and payload["kind"] != kind:
         raise CheckpointError(f"{path}: a {payload['kind']!r} checkpoint, expected {kind!r}")
     return payload
+
+
+@dataclass
+class TrainingState:
+    """What a training checkpoint holds, live: everything a step depends on, so that a run resumed
+    from its checkpoint ends with the same weights and codes as one never stopped."""
+
+    kind: str
+    """What trains it (``"shapes"``): a checkpoint of another kind is refused on loading."""
+    config: dict
+    """The run's configuration as plain dicts/lists/scalars (what ``weights_only`` loading accepts)."""
+    decoder: nn.Module
+    latents: LatentTable
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    """fp16's gradient scaler (its loss scale is part of the state), or None."""
+    ids: list[str]
+    """Instance names, in the order of the latent rows."""
+
+    def payload(self, epoch: int, **extra) -> dict[str, Any]:
+        """The checkpoint dict after ``epoch`` epochs; ``extra`` (plain values) goes under ``"extra"``."""
+        return {
+            "kind": self.kind,
+            "config": self.config,
+            "epoch": epoch,
+            "decoder": self.decoder.state_dict(),
+            "latents": self.latents.weight.detach().cpu(),
+            "optimizer": self.optimizer.state_dict(),
+            "instance_ids": self.ids,
+            "extra": {"scaler": self.scaler.state_dict() if self.scaler is not None else None, **extra},
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Load a checkpoint's weights, codes, optimiser moments and loss scale into this state (whose
+        model and instances the caller has checked); returns ``(epochs done, extra)``."""
+        self.decoder.load_state_dict(ckpt["decoder"])
+        with torch.no_grad():
+            self.latents.weight.copy_(ckpt["latents"].to(self.latents.weight.device))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        extra = ckpt.get("extra") or {}
+        if self.scaler is not None and extra.get("scaler"):
+            self.scaler.load_state_dict(extra["scaler"])
+        return int(ckpt["epoch"]), extra

@@ -48,7 +48,7 @@ import torch
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write
-from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint
+from sdf_autodec.core.checkpoint import CheckpointError, TrainingState, load_checkpoint
 from sdf_autodec.core.distributed import DistContext, init_distributed
 from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.engine import Autodecoder, GlobalBatch, NonFiniteLoss, make_optimizer, training_step
@@ -192,30 +192,6 @@ def _model_dict(model: dict | DecoderConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
-@dataclass
-class _State:
-    """What a checkpoint holds, live."""
-
-    cfg: TrainConfig
-    decoder: torch.nn.Module
-    latents: LatentTable
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None
-    ids: list[str]
-
-    def payload(self, epoch: int, **extra) -> dict:
-        return {
-            "kind": CHECKPOINT_KIND,
-            "config": _config_dict(self.cfg),
-            "epoch": epoch,
-            "decoder": self.decoder.state_dict(),
-            "latents": self.latents.weight.detach().cpu(),
-            "optimizer": self.optimizer.state_dict(),
-            "instance_ids": self.ids,
-            "extra": {"scaler": self.scaler.state_dict() if self.scaler is not None else None, **extra},
-        }
-
-
 def _check_resumable(ckpt: dict, cfg: TrainConfig, ids: list[str], path: Path) -> None:
     if _model_dict(ckpt["config"].get("model", {})) != _model_dict(cfg.model):
         raise CheckpointError(
@@ -275,21 +251,14 @@ def _train(cfg: TrainConfig, ctx: DistContext, device: torch.device, clock: Call
     latents = LatentTable(len(ids), cfg.model.latent_size, init_std, cfg.code_max_norm or None, torch_generator(cfg.seed, "codes")).to(device)
     optimizer = make_optimizer(decoder, latents, cfg.lr_decoder, cfg.lr_codes, cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
-    state = _State(cfg, decoder, latents, optimizer, scaler, ids)
+    state = TrainingState(CHECKPOINT_KIND, _config_dict(cfg), decoder, latents, optimizer, scaler, ids)
 
     start, elapsed_before = 0, 0.0
     if cfg.resume and run.latest.is_file():
         ckpt = load_checkpoint(run.latest, kind=CHECKPOINT_KIND)
         _check_resumable(ckpt, cfg, ids, run.latest)
-        decoder.load_state_dict(ckpt["decoder"])
-        with torch.no_grad():
-            latents.weight.copy_(ckpt["latents"].to(device))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler_state = (ckpt.get("extra") or {}).get("scaler")
-        if scaler is not None and scaler_state:
-            scaler.load_state_dict(scaler_state)
-        start = int(ckpt["epoch"])
-        elapsed_before = float((ckpt.get("extra") or {}).get("elapsed_seconds") or 0.0)
+        start, extra = state.restore(ckpt)
+        elapsed_before = float(extra.get("elapsed_seconds") or 0.0)
 
     model: torch.nn.Module = Autodecoder(decoder, latents)
     if ctx.active:
@@ -411,7 +380,7 @@ def _posed_rows(store: PackedSdfSamples, rotations: torch.Tensor, instances: tor
     return rows
 
 
-def _stopped(error: NonFiniteLoss, run: RunDir, state: _State, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int) -> NonFiniteLoss:
+def _stopped(error: NonFiniteLoss, run: RunDir, state: TrainingState, ctx: DistContext, epoch: int, i: int, batches: int, steps_per_epoch: int) -> NonFiniteLoss:
     """Checkpoint the last good state (nothing was updated by the failing step) and say what to do."""
     step = epoch * steps_per_epoch + i + 1
     if ctx.main:
