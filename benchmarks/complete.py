@@ -23,7 +23,6 @@ cost of a fitting step does not depend on the weights' values. The last line is 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,11 +33,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import finish, setup  # noqa: E402
+
 from sdf_autodec.core.fitting import FitConfig, fit_latents  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
 from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig, observe  # noqa: E402
 from sdf_autodec.shapes.scans import PartialScan  # noqa: E402
@@ -104,9 +104,7 @@ def main() -> None:
     ks = [1, 8, 32] if args.quick else [1, 8, 32, 128]
     if args.quick:
         args.iterations = 10
-    tune_glibc_malloc()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args.threads)
     if args.run:
         from sdf_autodec.shapes.train import load_trained
 
@@ -152,7 +150,7 @@ def main() -> None:
     )
     result.update(peak_gflops=peak, alone_gflops=alone_gflops, speedup_bound=peak / alone_gflops)
     result.update(max_code_difference=max_diff, iterations=args.iterations, queries_per_shape=int(obs_all.queries.shape[1]), threads=torch.get_num_threads())
-    print(json.dumps(result))
+    finish(result)
 
 
 if __name__ == "__main__":

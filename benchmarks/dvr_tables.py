@@ -31,7 +31,6 @@ means, references and whether ours beats each; ``--out`` stores it with the CSVs
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.harness import completion_training  # noqa: E402
+from benchmarks.harness import SHARED, completion_training, finish, require, setup  # noqa: E402
 from data_prep.dvr import DvrScanConfig, export_dvr_scans  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.pose import upright_table  # noqa: E402
@@ -52,7 +51,6 @@ from data_prep.sampling import SampleConfig  # noqa: E402
 from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -60,7 +58,6 @@ from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
 from sdf_autodec.shapes.pictures import mesh_sheet  # noqa: E402
 from sdf_autodec.shapes.train import train  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
 INFOMR_TABLES = ("RectangleTable", "RoundTable")
@@ -134,10 +131,8 @@ def main() -> None:
     parser.add_argument("--background", type=float, default=ObservationConfig.background_per_point, help="samples on the rays that hit nothing per surface point (observe.background_per_point)")
     parser.add_argument("--iou-points", type=int, default=0, help="uniform points of the IoU estimate (0: no IoU; it is an estimate on unoriented DVR clouds)")
     args = parser.parse_args()
-    for needed in (PSB_TABLES, DVR):
-        if not needed.is_dir():
-            sys.exit(f"benchmarks/dvr_tables.py: {needed} is absent; this benchmark needs the shared data")
-    tune_glibc_malloc()
+    require("dvr_tables", PSB_TABLES, DVR, why="the shared data")
+    setup()
     if args.quick:
         args.work, args.epochs, args.procedural, args.iterations = str(Path(args.work).with_name("dvr_tables_quick")), 30, 6, 50
     work = Path(args.work)
@@ -238,12 +233,12 @@ def main() -> None:
     if args.out:
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "dvr_tables.json").write_text(json.dumps({**summary, "results": results}, indent=2))
         for label in results:
             src = Path(results[label]["csv"])
             if src.is_file():
                 (out_dir / src.name).write_bytes(src.read_bytes())
-    print(json.dumps({**summary, "results": {k: {kk: v[kk] for kk in ("median", "mean", "references", "comparison")} for k, v in results.items()}}))
+    figures = {**summary, "results": {k: {kk: v[kk] for kk in ("median", "mean", "references", "comparison")} for k, v in results.items()}}
+    finish(figures, Path(args.out) / "dvr_tables.json" if args.out else "", stored={**summary, "results": results})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ line is JSON with ``query_ratio_256``, ``time_ratio_256`` and ``chamfer_diff_256
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
+from benchmarks.harness import finish, setup  # noqa: E402
+
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, grid_values, marching_cubes_mesh  # noqa: E402
 from sdf_autodec.shapes.metrics import point_metrics  # noqa: E402
 from sdf_autodec.shapes.train import load_trained  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     resolutions = (128, 256) if args.quick else (128, 256, 512)
     shapes = 1 if args.quick else args.shapes
-    tune_glibc_malloc()
+    setup()
     if not Path(args.run).exists():
         sys.exit(f"benchmarks/extract.py: {args.run} not found; run `sdf-autodec demo` first or pass --run")
     model = load_trained(args.run, "cpu")
@@ -71,7 +71,7 @@ def main() -> None:
         result[f"query_ratio_{r}"] = float(np.mean([x["dense"]["queries"] / x["coarse_to_fine"]["queries"] for x in rows]))
         result[f"time_ratio_{r}"] = float(np.mean([x["dense"]["seconds"] / x["coarse_to_fine"]["seconds"] for x in rows]))
         result[f"chamfer_diff_{r}"] = float(np.max([x["chamfer_diff"] for x in rows]))
-    print(json.dumps(result))
+    finish(result)
 
 
 if __name__ == "__main__":

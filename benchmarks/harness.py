@@ -1,13 +1,64 @@
 """What the benchmarks share (imported as ``benchmarks.harness`` once the repository is on
-``sys.path``): today the model and training recipe of the two completion benchmarks,
-``pcn_demo.py`` and ``dvr_tables.py``, so that both train the same way."""
+``sys.path``, which each benchmark's first lines do):
+
+- :func:`require` — the shared data a benchmark needs: when a path is absent it prints why, then
+  the JSON line ``{"skipped": ...}``, and exits 0 (a benchmark without its data is skipped, not failed);
+- :func:`setup` — the process settings every timed run uses: glibc's allocator tuned
+  (``sdf_autodec.optional.tune_glibc_malloc``) and, when asked, torch's thread count;
+- :func:`finish` — the figures' JSON as the last line of the output, and the stored copy under
+  ``--out`` (indented, written whole or not at all);
+- :func:`completion_training` — the model and training recipe of the two completion benchmarks,
+  ``pcn_demo.py`` and ``dvr_tables.py``, so that both train the same way.
+
+Each benchmark keeps its own ``--quick`` (what "quick" shrinks differs) and its data factories come
+from the tests (``tests.factories``, ``tests.damage``).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
+from sdf_autodec.atomic import atomic_write
 from sdf_autodec.nn.mlp import DecoderConfig
+from sdf_autodec.optional import tune_glibc_malloc
 from sdf_autodec.shapes.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+"""The workspace's real data (``../shared/data``), never copied into the repository."""
+
+
+def require(name: str, *paths: Path, why: str = "") -> None:
+    """Skip the benchmark ``name`` (print the reason and ``{"skipped": ...}``, exit 0) unless every path exists."""
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        reason = f"{missing[0]} not found" + (f" ({why})" if why else "")
+        print(f"[{name}] skipped: {reason}")
+        print(json.dumps({"skipped": reason}))
+        sys.exit(0)
+
+
+def setup(threads: int = 0) -> None:
+    """Tune glibc's allocator (large tensors freed and reallocated every step) and, with ``threads > 0``,
+    run torch on that many threads."""
+    tune_glibc_malloc()
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def finish(figures: dict, out: str | Path = "", stored: dict | None = None) -> None:
+    """Print ``figures`` as the JSON last line; with ``out`` (a ``.json`` path), store ``stored``
+    (default: ``figures``) there, indented, creating its folder."""
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(figures if stored is None else stored, indent=2)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    print(json.dumps(figures))
 
 
 def completion_training(work: Path, epochs: int, width: int = 128) -> TrainConfig:

@@ -13,7 +13,6 @@ the last line is JSON (``scans_right_<orientation>``, ``mean_share_right_<orient
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import SHARED, finish, require  # noqa: E402
+
 from data_prep.dvr import load_dvr_view  # noqa: E402
 from sdf_autodec.shapes.scans import estimate_normals  # noqa: E402
 
-DVR = REPO.parent / "shared" / "data" / "scans" / "dvr_tables"
+DVR = SHARED / "scans" / "dvr_tables"
 ORIENTATIONS = ("gravity", "viewpoint", "centroid")
 
 
@@ -36,10 +37,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20_000, help="points per scan (a seeded subset)")
     parser.add_argument("--out", default="", help="folder for orientation.json (default: print only)")
     args = parser.parse_args()
-    if not DVR.is_dir():
-        print(f"[orientation] skipped: {DVR} not found")
-        print(json.dumps({"skipped": f"{DVR} not found"}))
-        return
+    require("orientation", DVR)
     rows, seconds = {}, {o: 0.0 for o in ORIENTATIONS}
     print(f"{'table':<34} " + " ".join(f"{o:>10}" for o in ORIENTATIONS) + "   camera height over the centroid")
     for folder in sorted(p for p in DVR.iterdir() if (p / "cameras.npz").is_file()):
@@ -61,11 +59,7 @@ def main() -> None:
         result[f"mean_share_right_{o}"] = float(np.mean([r[o] for r in rows.values()]))
         result[f"seconds_per_scan_{o}"] = seconds[o] / len(rows)
     print("scans mostly right: " + ", ".join(f"{o} {result[f'scans_right_{o}']}/{len(rows)}" for o in ORIENTATIONS))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "orientation.json").write_text(json.dumps({"result": result, "scans": rows}, indent=2))
-    print(json.dumps(result))
+    finish(result, Path(args.out) / "orientation.json" if args.out else "", stored={"result": result, "scans": rows})
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ views) to ``WORK/pictures/`` and, with ``--out``, copied there with the JSON. Th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.harness import completion_training  # noqa: E402
+from benchmarks.harness import SHARED, completion_training, finish, require, setup  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.pose import PROCEDURAL_TO_POSE, SHAPENET_V2_TO_POSE, pose  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
@@ -50,7 +49,6 @@ from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.geometry.pointcloud import nearest  # noqa: E402
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
 from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
@@ -58,7 +56,6 @@ from sdf_autodec.shapes.pictures import RenderConfig, ViewConfig, mesh_sheet, re
 from sdf_autodec.shapes.scans import read_scan  # noqa: E402
 from sdf_autodec.shapes.train import train  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
 PCN = SHARED / "scans" / "pcn_demo"
 REAL = {
     "chair": [("shapenet_v2/03001627/*/models/model_normalized.obj", ""), ("psb/Chair/*.off", "chair"), ("infomr/NonWheelChair/*.obj", "chair")],
@@ -110,9 +107,8 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=0, help="add up to this many real meshes from each source of REAL (chairs, airplanes, cars, floor lamps), posed into the PCN frame")
     parser.add_argument("--out", default="", help="folder for the stored JSON and pictures (e.g. results/pcn_demo)")
     args = parser.parse_args()
-    if not PCN.is_dir():
-        sys.exit(f"benchmarks/pcn_demo.py: {PCN} is absent; it needs the shared data")
-    tune_glibc_malloc()
+    require("pcn_demo", PCN, why="the shared data")
+    setup()
     if args.quick:
         args.work, args.epochs, args.per_family, args.iterations = str(Path(args.work).with_name("pcn_demo_quick")), 20, 3, 50
     work = Path(args.work)
@@ -189,8 +185,7 @@ def main() -> None:
         store.mkdir(parents=True, exist_ok=True)
         for sheet in [*pictures.values(), *posed_sheets]:
             (store / Path(sheet).name).write_bytes(Path(sheet).read_bytes())
-        (store / "pcn_demo.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary))
+    finish(summary, Path(args.out) / "pcn_demo.json" if args.out else "")
 
 
 if __name__ == "__main__":

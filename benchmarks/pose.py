@@ -19,7 +19,6 @@ The last line is JSON: the per-model errors, the count within 15 degrees, the sh
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -31,11 +30,13 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import SHARED, finish, require  # noqa: E402
+
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.pose import SHAPENET_V2_TO_POSE, pose, rotation_angle_deg  # noqa: E402
 from sdf_autodec.shapes.pictures import mesh_sheet  # noqa: E402
 
-MESHES = REPO.parent / "shared" / "data" / "meshes"
+MESHES = SHARED / "meshes"
 SHEETS = {
     "infomr_chair": ("infomr/NonWheelChair/*.obj", "chair"),
     "infomr_jet": ("infomr/Jet/*.obj", "airplane"),
@@ -53,8 +54,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(REPO / "runs" / "pose"), help="folder for the posed meshes")
     parser.add_argument("--out", default=str(REPO / "runs" / "pose"), help="folder for the JSON and the contact sheets")
     args = parser.parse_args()
-    if not MESHES.is_dir():
-        sys.exit(f"benchmarks/pose.py: {MESHES} is absent; it needs the shared data")
+    require("pose", MESHES, why="the shared data")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -98,8 +98,7 @@ def main() -> None:
         "shapenet_v2": {"models": len(errors), "models_within_15_deg": models_right, "trials": len(trials), "within_15_deg": right, "median_error_deg": float(np.median(trials)), "max_error_deg": float(np.max(trials)), "errors_deg": errors},
         "sheets": sheets, "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "pose.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary))
+    finish(summary, out / "pose.json")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import SHARED, finish, require, setup  # noqa: E402
+
 from data_prep.crawl import MeshSource  # noqa: E402
 from tests.damage import damage_all  # noqa: E402  (a test fixture, shared with the tests)
 from data_prep.mesh_io import load_mesh  # noqa: E402
@@ -46,9 +48,8 @@ from data_prep.raycast import raycasting_scene, signed_distance  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
 from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples  # noqa: E402
 from sdf_autodec.geometry.normalize import deepsdf_normalization  # noqa: E402
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 
-PSB = REPO.parent / "shared" / "data" / "meshes" / "psb"
+PSB = SHARED / "meshes" / "psb"
 NEAR = 0.1
 
 
@@ -102,9 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.meshes, args.points, args.pool_repeats = 2, 50_000, 1
-    if not PSB.is_dir():
-        sys.exit(f"benchmarks/prep.py: {PSB} is absent; the benchmark needs the PSB meshes")
-    tune_glibc_malloc()
+    require("prep", PSB, why="the PSB meshes of ../shared/data")
+    setup()
     baseline = Path(args.baseline_python).is_file()
     if not baseline:
         print(f"mesh_to_sdf: not measured ({args.baseline_python} missing; see benchmarks/README_mesh_to_sdf.md)")
@@ -187,7 +187,7 @@ def main() -> None:
         "mesh_to_sdf_sign_accuracy_damaged": mean("m2s_acc", "damaged"),
         "seconds_per_stage": {k: float(np.mean(v)) for k, v in stage_sums.items()},
     }
-    print(json.dumps(result))
+    finish(result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Prints the figures; the last line is JSON (``render_100k_256_s``, ``report_<N>_s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.harness import finish  # noqa: E402
 
 if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, before any thread pool starts
@@ -107,11 +108,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         figures.update(bench_report(shapes, Path(tmp)))
     print(f"[render] report of {shapes} shapes: {figures[f'report_{shapes}_s']:.1f} s, {figures[f'report_{shapes}_mb']:.2f} MB")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "render.json").write_text(json.dumps({"command": "benchmarks/render.py" + (" --quick" if args.quick else f" --shapes {shapes}"), **figures}, indent=2))
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}))
+    stored = {"command": "benchmarks/render.py" + (" --quick" if args.quick else f" --shapes {shapes}"), **figures}
+    finish({k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}, Path(args.out) / "render.json" if args.out else "", stored=stored)
 
 
 if __name__ == "__main__":

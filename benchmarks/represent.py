@@ -41,7 +41,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PSB = REPO.parent / "shared" / "data" / "meshes" / "psb"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.harness import SHARED, finish, require  # noqa: E402
+
+PSB = SHARED / "meshes" / "psb"
 CLASSES = ("Chair", "Table", "Airplane")
 TRAIN, TEST = 16, 4
 
@@ -193,10 +197,7 @@ def main() -> None:
     parser.add_argument("--out", default="", help="folder for the stored results (default: WORK/results)")
     parser.add_argument("--reuse", action="store_true", help="reuse a run in WORK trained with the same class, budget and overrides (for fit-only variants)")
     args = parser.parse_args()
-    if not PSB.is_dir():
-        print(f"[represent] skipped: {PSB} not found (the PSB meshes of ../shared/data)")
-        print(json.dumps({"skipped": f"{PSB} not found"}))
-        return
+    require("represent", PSB, why="the PSB meshes of ../shared/data")
     budget = args.budget or ("2m" if args.quick else "30m")
     samples = args.samples or (50_000 if args.quick else 250_000)
     variants = [v.strip() for v in args.variants.split(";" if ";" in args.variants else ",") if v.strip()]
@@ -231,8 +232,7 @@ def main() -> None:
         if mine:
             result[f"{prefix}seconds_per_shape"] = max(r["seconds_per_shape"]["total"] for r in mine)
             result[f"{prefix}chamfer_median_over_classes"] = statistics.median(r["ours"]["chamfer_median"] for r in mine)
-    (out / "summary.json").write_text(json.dumps({"result": result, "rows": rows}, indent=2))
-    print(json.dumps(result))
+    finish(result, out / "summary.json", stored={"result": result, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.harness import finish, setup  # noqa: E402
+
 from sdf_autodec.core.devices import resolve_device  # noqa: E402
 from sdf_autodec.core.engine import Autodecoder, make_optimizer, training_step  # noqa: E402
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
@@ -53,7 +55,6 @@ from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf  # noqa: E402
 from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, keys_to_split, write_json, write_sdf_samples  # noqa: E402
 from sdf_autodec.geometry.packed import open_packed  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
-from sdf_autodec.optional import tune_glibc_malloc  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
 from sdf_autodec.shapes.train import AMP_DTYPES, TrainConfig, train  # noqa: E402
 
@@ -227,9 +228,7 @@ def main() -> None:
     parser.add_argument("--deepsdf-samples", type=int, default=0, help="samples per scene for deepsdf (0: 16384 on a GPU; 256 on a CPU, 32 with --quick)")
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "sdf-autodec-bench-train"), help="synthetic data folder (generated once, reused)")
     args = parser.parse_args()
-    tune_glibc_malloc()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args.threads)
     repeats = args.repeats or (1 if args.quick else 3)
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
@@ -274,7 +273,7 @@ def main() -> None:
             result[f"speedup_vs_naive_loader_{name}"] = a / naive_best
             speedups.append(a / naive_best)
     result["speedup_vs_naive_loader"] = min(speedups)
-    print(json.dumps(result))
+    finish(result)
 
 
 def _fmt(values: list[float]) -> str:
