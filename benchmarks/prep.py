@@ -46,7 +46,7 @@ from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.prep import PrepConfig, prep_dataset, prep_mesh  # noqa: E402
 from data_prep.raycast import raycasting_scene, signed_distance  # noqa: E402
 from data_prep.sampling import SampleConfig  # noqa: E402
-from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples  # noqa: E402
+from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples  # noqa: E402
 from sdf_autodec.geometry.normalize import deepsdf_normalization  # noqa: E402
 
 PSB = SHARED / "meshes" / "psb"

@@ -52,8 +52,8 @@ from sdf_autodec.core.engine import Autodecoder, make_optimizer, training_step  
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf  # noqa: E402
-from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, keys_to_split, write_json, write_sdf_samples  # noqa: E402
-from sdf_autodec.geometry.packed import open_packed  # noqa: E402
+from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, keys_to_split, write_json, write_sdf_samples  # noqa: E402
+from sdf_autodec.storage.packed import open_packed  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
 from sdf_autodec.shapes.train import AMP_DTYPES, TrainConfig, train  # noqa: E402

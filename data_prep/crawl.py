@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.mesh_io import MESH_SUFFIXES
-from sdf_autodec.geometry.layout import ShapeKey
+from sdf_autodec.storage.layout import MESH_SUFFIXES
+from sdf_autodec.storage.layout import ShapeKey
 
 SHAPENET_STEMS = ("model", "model_normalized")
 

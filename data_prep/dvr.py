@@ -30,7 +30,8 @@ import numpy as np
 
 from data_prep.scanner import Camera, Scan
 from sdf_autodec.geometry.frames import background_rays
-from sdf_autodec.geometry.layout import write_scan
+from sdf_autodec.storage.dvr import DVR_CLOUD, read_dvr_cloud
+from sdf_autodec.storage.layout import write_scan
 from sdf_autodec.optional import MissingDependency
 from sdf_autodec.seeds import keyed_rng
 
@@ -145,16 +146,7 @@ def load_dvr_ground_truth(object_dir) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth ``points`` ``(N, 3)`` float64 and unit ``normals`` ``(N, 3)`` float64 on the full
     shape (stored as float16), in the same world frame as the scans. ``loc``/``scale`` in the file
     describe the normalisation of the original mesh that is already applied; they are not used."""
-    path = Path(object_dir) / "pointcloud.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: pointcloud.npz not found")
-    try:
-        with np.load(path) as f:
-            points, normals = np.asarray(f["points"], np.float64), np.asarray(f["normals"], np.float64)
-    except Exception as e:
-        raise ValueError(f"{path}: unreadable ground-truth point cloud ({e})") from None
-    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
-        raise ValueError(f"{path}: expected points and normals of shape (N, 3), got {points.shape}, {normals.shape}")
+    points, normals = read_dvr_cloud(Path(object_dir) / DVR_CLOUD)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return points, normals / np.where(length > 0, length, 1.0)
 

@@ -9,7 +9,6 @@ import trimesh
 
 from sdf_autodec.errors import first_line
 
-MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
 
 
 class MeshError(ValueError):

@@ -31,13 +31,14 @@ import trimesh
 from tqdm import tqdm
 
 from data_prep.crawl import MeshSource, crawl_meshes, parse_shard
-from data_prep.mesh_io import MESH_SUFFIXES, MeshError, load_mesh
+from data_prep.mesh_io import MeshError, load_mesh
 from data_prep.raycast import raycasting_scene
 from data_prep.sampling import SampleConfig, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, save_scan, scan_mesh
-from sdf_autodec.atomic import atomic_write, remove_temporaries
+from sdf_autodec.atomic import remove_temporaries
 from sdf_autodec.errors import first_line
-from sdf_autodec.geometry.layout import (
+from sdf_autodec.storage.layout import (
+    MESH_SUFFIXES,
     DatasetLayout,
     ShapeKey,
     keys_to_split,
@@ -46,10 +47,11 @@ from sdf_autodec.geometry.layout import (
     write_json,
     write_normalization,
     write_sdf_samples,
+    write_surface,
 )
 from sdf_autodec.geometry.normalize import NORMALIZATIONS, normalization
-from sdf_autodec.geometry.packed import open_packed
-from sdf_autodec.optional import open3d, single_threaded
+from sdf_autodec.storage.packed import open_packed
+from sdf_autodec.optional import single_threaded
 from sdf_autodec.seeds import keyed_rng
 
 
@@ -116,19 +118,6 @@ class PrepReport:
 def shape_rng(seed: int, key: ShapeKey) -> np.random.Generator:
     """A generator that depends only on the run seed and the shape, not on order or worker count."""
     return keyed_rng(seed, str(key.rel))
-
-
-def write_surface(path: Path, points: np.ndarray, normals: np.ndarray) -> None:
-    """Binary PLY point cloud with normals (readable by trimesh, Open3D and DeepSDF's evaluator)."""
-    o3d = open3d()
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    cloud.normals = o3d.utility.Vector3dVector(normals)
-
-    def write(tmp: str) -> None:
-        if not o3d.io.write_point_cloud(tmp, cloud):
-            raise OSError(f"{tmp}: writing the point cloud failed")
-
-    atomic_write(path, write)
 
 
 def outputs_of(layout: DatasetLayout, key: ShapeKey, cfg: PrepConfig) -> list[Path]:

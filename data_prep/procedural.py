@@ -19,8 +19,6 @@ depend on how many shapes or which other families are requested.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from manifold3d import Manifold, OpType
+
+from sdf_autodec.atomic import atomic_write_bytes
 
 FAMILIES: tuple[str, ...] = ("chair", "table", "lamp", "shelf")
 """Names of the shape families that :func:`make_shape` can build."""
@@ -446,17 +446,10 @@ def make_shape(family: str, rng: np.random.Generator) -> trimesh.Trimesh:
     )
 
 
-def _write_atomic(mesh: trimesh.Trimesh, path: Path) -> None:
-    """Writes ``mesh`` as binary PLY to ``path`` via a temporary file in the same folder."""
+def _write_ply(mesh: trimesh.Trimesh, path: Path) -> None:
+    """Write ``mesh`` as binary PLY to ``path``, whole or not at all (``sdf_autodec.atomic``)."""
     data = mesh.export(file_type="ply", encoding="binary", vertex_normal=False)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, lambda f: f.write(data))
 
 
 def generate_dataset(output_dir: str | Path, cfg: ProceduralConfig) -> list[Path]:
@@ -481,6 +474,6 @@ def generate_dataset(output_dir: str | Path, cfg: ProceduralConfig) -> list[Path
         for i in range(cfg.shapes_per_family):
             rng = np.random.default_rng([cfg.seed, FAMILIES.index(family), i])
             path = folder / f"{family}_{i:03d}.ply"
-            _write_atomic(make_shape(family, rng), path)
+            _write_ply(make_shape(family, rng), path)
             paths.append(path)
     return sorted(paths)

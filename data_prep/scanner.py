@@ -15,7 +15,7 @@ import trimesh
 
 from data_prep.raycast import raycasting_scene
 from sdf_autodec.geometry.frames import perpendicular_pair
-from sdf_autodec.geometry.layout import write_scan
+from sdf_autodec.storage.layout import write_scan
 from sdf_autodec.optional import open3d
 
 

@@ -15,12 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "floor": set(),
     "geometry": {"floor"},
+    "storage": {"floor", "geometry"},
     "nn": {"floor"},
     "core": {"floor", "nn"},
-    "shapes": {"floor", "geometry", "nn", "core"},
-    "images": {"floor", "geometry", "nn", "core"},
-    "cli": {"floor", "geometry", "nn", "core", "shapes", "images", "data_prep"},
-    "data_prep": {"floor", "geometry"},
+    "shapes": {"floor", "geometry", "storage", "nn", "core"},
+    "images": {"floor", "geometry", "storage", "nn", "core"},
+    "cli": {"floor", "geometry", "storage", "nn", "core", "shapes", "images", "data_prep"},
+    "data_prep": {"floor", "geometry", "storage"},
 }
 
 

@@ -8,7 +8,7 @@ import trimesh
 from data_prep.scanner import ScanConfig, random_camera, save_scan, scan_mesh
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.geometry.analytic import sphere_sdf
-from sdf_autodec.geometry.layout import DatasetLayout, read_split
+from sdf_autodec.storage.layout import DatasetLayout, read_split
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.mesh import MeshConfig
 from sdf_autodec.shapes.observations import ObservationConfig, observe

@@ -12,7 +12,7 @@ from data_prep.prep import PrepConfig, prep_dataset, split_keys
 from data_prep.sampling import SampleConfig, sample_shape
 from data_prep.scanner import ScanConfig, random_camera, scan_mesh
 from sdf_autodec.geometry.analytic import sphere_sdf
-from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split
+from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split
 
 
 def test_sample_counts_and_proportions():

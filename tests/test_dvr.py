@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sdf_autodec.storage.layout import DatasetError
 from data_prep.dvr import load_dvr_ground_truth, load_dvr_view, load_dvr_views, merge_scans, read_exr_depth
 from sdf_autodec.optional import open3d
 
@@ -113,7 +114,7 @@ def test_errors_name_the_file(tmp_path):
     (tmp_path / "cameras.npz").unlink()
     with pytest.raises(FileNotFoundError, match="cameras.npz"):
         load_dvr_view(tmp_path, 0)
-    with pytest.raises(FileNotFoundError, match="pointcloud.npz"):
+    with pytest.raises(DatasetError, match="pointcloud.npz"):
         load_dvr_ground_truth(tmp_path)
 
 

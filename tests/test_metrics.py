@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from sdf_autodec.geometry.layout import DatasetError, write_normalization
+from sdf_autodec.storage.layout import DatasetError, write_normalization
 from sdf_autodec.geometry.normalize import deepsdf_normalization, normalization
 from sdf_autodec.geometry.surface import inside_mesh, inside_points, mesh_distance, orient_normals, winding_number_points
 from sdf_autodec.optional import open3d

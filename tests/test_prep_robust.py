@@ -19,7 +19,7 @@ from data_prep.mesh_io import load_mesh
 from data_prep.prep import PrepConfig, QAConfig, prep_dataset
 from data_prep.raycast import raycasting_scene, signed_distance
 from data_prep.sampling import SampleConfig, near_and_uniform_points, outer_surface, robust_sign
-from sdf_autodec.geometry.layout import DatasetLayout, ShapeKey, read_sdf_samples, read_split
+from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, read_sdf_samples, read_split
 from sdf_autodec.geometry.normalize import deepsdf_normalization
 
 SMALL = SampleConfig(num_samples=3000, surface_points=500, visibility_views=20, visibility_resolution=48)

@@ -16,7 +16,7 @@ import torch
 from conftest import REPO, tiny_train_config
 from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sdf_autodec.core.fitting import FitConfig
-from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, read_latents, read_split, write_sdf_samples
+from sdf_autodec.storage.layout import DatasetError, DatasetLayout, read_latents, read_split, write_sdf_samples
 from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig
@@ -60,7 +60,7 @@ def test_reconstruct_recovers_a_training_shape_from_its_own_samples(recon_run, d
 def test_source_frame_chamfer_is_the_unit_sphere_one_rescaled(recon_run, data_dir, tmp_path):
     report = _recon(recon_run, data_dir, tmp_path / "recon", split="test", init="nearest", references=False)
     layout = DatasetLayout(data_dir)
-    from sdf_autodec.geometry.layout import read_normalization
+    from sdf_autodec.storage.layout import read_normalization
 
     rows = report["methods"]["ours"]
     assert set(report["methods"]) == {"ours"}

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from sdf_autodec.core.fitting import FitConfig
-from sdf_autodec.geometry.layout import DatasetLayout, read_split
+from sdf_autodec.storage.layout import DatasetLayout, read_split
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig

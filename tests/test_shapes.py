@@ -13,7 +13,7 @@ from sdf_autodec.core.checkpoint import CheckpointError
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf
 from sdf_autodec.geometry.grid import grid_points
-from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, read_split
+from sdf_autodec.storage.layout import DatasetError, DatasetLayout, read_split
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, marching_cubes_mesh
@@ -252,8 +252,8 @@ def test_completion_does_not_depend_on_batching(trained_run, data_dir, tmp_path)
 def test_packed_store_is_reused_and_rebuilt_when_stale(data_dir, tmp_path):
     import shutil
 
-    from sdf_autodec.geometry.layout import read_sdf_samples, write_sdf_samples
-    from sdf_autodec.geometry.packed import open_packed
+    from sdf_autodec.storage.layout import read_sdf_samples, write_sdf_samples
+    from sdf_autodec.storage.packed import open_packed
     from sdf_autodec.shapes.dataset import PackedSdfSamples
 
     data = tmp_path / "data"

@@ -20,7 +20,7 @@ import torch
 from conftest import REPO, TINY_MODEL, tiny_train_config
 from sdf_autodec.core.checkpoint import load_checkpoint, save_checkpoint
 from sdf_autodec.core.engine import NonFiniteLoss
-from sdf_autodec.geometry.layout import DatasetLayout, read_sdf_samples, read_split
+from sdf_autodec.storage.layout import DatasetLayout, read_sdf_samples, read_split
 from sdf_autodec.nn.mlp import DecoderConfig, decoder_config_from_dict
 from sdf_autodec.nn.registry import BackendUnavailable, build_decoder
 from sdf_autodec.optional import MissingDependency, tensorboard_writer

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from data_prep.mesh_io import MeshError
 from sdf_autodec.core.checkpoint import CheckpointError
 from sdf_autodec.errors import first_line
-from sdf_autodec.geometry.layout import DatasetError
+from sdf_autodec.storage.layout import DatasetError
 from sdf_autodec.nn.mlp import DecoderConfig
 from sdf_autodec.nn.registry import BackendUnavailable
 from sdf_autodec.optional import MissingDependency

@@ -19,7 +19,7 @@ from data_prep.procedural import ProceduralConfig, generate_dataset
 from data_prep.sampling import SampleConfig
 from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.core.fitting import FitConfig
-from sdf_autodec.geometry.layout import DatasetLayout, read_split, write_json
+from sdf_autodec.storage.layout import DatasetLayout, read_split, write_json
 from sdf_autodec.shapes.complete import CompleteConfig, complete
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate
 from sdf_autodec.shapes.mesh import MeshConfig

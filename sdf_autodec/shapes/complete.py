@@ -29,7 +29,7 @@ from sdf_autodec.core.adaptation import AdaptConfig, adapt_decoder
 from sdf_autodec.core.fitting import FitConfig, fit_latents, keyed_initial_codes, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
-from sdf_autodec.geometry.layout import read_normalization, write_json, write_latents
+from sdf_autodec.storage.layout import read_normalization, write_json, write_latents
 from sdf_autodec.shapes.loss import clamped_l1
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.observations import ObservationConfig, observe

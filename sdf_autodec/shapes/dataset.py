@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdf_autodec.geometry.layout import SDF_DIR, DatasetError, DatasetLayout, ShapeKey, read_split
-from sdf_autodec.geometry.packed import open_packed
+from sdf_autodec.storage.layout import SDF_DIR, DatasetError, DatasetLayout, ShapeKey
+from sdf_autodec.storage.packed import open_packed
 
 
 def resolve_split(data_dir: str | Path, split: str = "") -> list[ShapeKey]:
@@ -24,10 +24,9 @@ def resolve_split(data_dir: str | Path, split: str = "") -> list[ShapeKey]:
     if not layout.root.is_dir():
         raise DatasetError(f"{layout.root}: data directory not found (create it with `sdf-autodec prep`)")
     if split:
-        path = Path(split) if Path(split).suffix == ".json" else layout.split(split)
-        keys = read_split(path)
+        path, keys = layout.split_keys(split)
     elif layout.split("train").is_file():
-        path, keys = layout.split("train"), read_split(layout.split("train"))
+        path, keys = layout.split_keys("train")
     else:
         path, keys = layout.root / SDF_DIR, layout.sdf_keys()
     if not keys:

@@ -35,14 +35,13 @@ import trimesh
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write_bytes
-from sdf_autodec.geometry.layout import DatasetError, write_json
+from sdf_autodec.storage.layout import MESH_SUFFIXES, DatasetError, write_json
 from sdf_autodec.shapes import metrics
 from sdf_autodec.shapes.ground_truth import FRAMES, GroundTruth, GroundTruthSource, detect_format, to_frame
 from sdf_autodec.shapes.references import MEAN_SHAPE, REFERENCES, RETRIEVAL, TrainingSurfaces, scan_metrics
 from sdf_autodec.shapes.train import load_trained
 from sdf_autodec.shapes.scans import SCAN_SUFFIXES, ScanError, read_scan
 
-MESH_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb")
 REFERENCE_METHODS = ("mean_shape", "retrieval", "oracle", "scan")
 
 

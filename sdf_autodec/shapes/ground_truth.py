@@ -16,20 +16,18 @@ normalisation computed from the ground-truth samples. ``GroundTruth.model_norm``
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sdf_autodec.geometry.layout import SURFACE_DIR, DatasetError, DatasetLayout, ShapeKey, read_normalization
 from sdf_autodec.geometry.normalize import Normalization, deepsdf_normalization
 from sdf_autodec.geometry.surface import deduplicate, orient_normals
-from sdf_autodec.optional import open3d
+from sdf_autodec.storage.dvr import DVR_CLOUD, dvr_ids, read_dvr_cloud as read_dvr_cloud_arrays
+from sdf_autodec.storage.layout import SURFACE_DIR, DatasetError, DatasetLayout, ShapeKey, read_manifest_config, read_normalization, read_surface
 
 VIEW_SUFFIX = re.compile(r"_v\d+$")
-DVR_CLOUD = "pointcloud.npz"
 FRAMES = ("normalized", "source")
 
 
@@ -47,41 +45,23 @@ class GroundTruth:
 def detect_format(gt: Path) -> str:
     if (gt / SURFACE_DIR).is_dir():
         return "data"
-    if any(gt.glob(f"*/{DVR_CLOUD}")):
+    if dvr_ids(gt):
         return "dvr"
     raise DatasetError(f"{gt}: neither a prepared data directory (no {SURFACE_DIR}/) nor a DVR folder (no */{DVR_CLOUD})")
 
 
 def ground_truth_keys(data_dir: Path) -> dict[str, ShapeKey]:
-    keys = {}
-    for p in sorted((data_dir / SURFACE_DIR).glob("*/*/*.ply")):
-        keys[p.stem] = ShapeKey(p.parent.parent.name, p.parent.name, p.stem)
+    """The shapes of a data directory that have surface samples, by id."""
+    keys = {key.id: key for key in DatasetLayout(data_dir).surface_keys()}
     if not keys:
         raise DatasetError(f"{data_dir / SURFACE_DIR}: no surface samples (is {data_dir} a prepared data directory?)")
     return keys
 
 
-def read_surface(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    cloud = open3d().io.read_point_cloud(str(path))
-    points = np.asarray(cloud.points)
-    if len(points) == 0:
-        raise DatasetError(f"{path}: no surface points")
-    return points, (np.asarray(cloud.normals) if cloud.has_normals() else None)
-
-
 def read_dvr_cloud(path: Path, orient: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``points, normals: (M, 3)`` float64 of a DVR ``pointcloud.npz``, deduplicated, normals oriented
     outwards (left with the file's arbitrary signs when not ``orient``: seconds saved where only the points matter)."""
-    try:
-        with np.load(path) as data:
-            points, normals = np.asarray(data["points"], np.float64), np.asarray(data["normals"], np.float64)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: ground-truth point cloud not found") from None
-    except Exception as e:
-        raise DatasetError(f"{path}: unreadable ground-truth point cloud ({type(e).__name__}: {e})") from None
-    if points.ndim != 2 or points.shape[1] != 3 or normals.shape != points.shape:
-        raise DatasetError(f"{path}: expected points and normals of shape (N, 3), got {points.shape} and {normals.shape}")
-    points, normals = deduplicate(points, normals)
+    points, normals = deduplicate(*read_dvr_cloud_arrays(path))
     if len(points) < 10:
         raise DatasetError(f"{path}: only {len(points)} usable ground-truth points")
     if orient:
@@ -100,7 +80,7 @@ class GroundTruthSource:
             self.ids = set(self.keys)
             self.convention = prep_convention(self.layout)
         else:
-            self.ids = {p.parent.name for p in root.glob(f"*/{DVR_CLOUD}")}
+            self.ids = dvr_ids(root)
             if not self.ids:
                 raise DatasetError(f"{root}: no */{DVR_CLOUD} ground-truth clouds")
 
@@ -127,10 +107,7 @@ class GroundTruthSource:
 
 def prep_convention(layout: DatasetLayout) -> str:
     """The ``normalization`` a data directory was prepped with (``deepsdf`` when its manifest does not say)."""
-    try:
-        return str(json.loads(layout.manifest.read_text())["config"].get("normalization", "deepsdf"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "deepsdf"
+    return str(read_manifest_config(layout).get("normalization", "deepsdf"))
 
 
 def to_frame(points: np.ndarray, have: str, want: str, gt: GroundTruth) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from sdf_autodec.geometry.layout import NORM_DIR, DatasetError, read_normalization, write_json
-from sdf_autodec.geometry.layout import read_latents as read_latents_file
+from sdf_autodec.storage.layout import DatasetLayout, read_normalization, write_json
+from sdf_autodec.storage.layout import read_latents as read_latents_file
 from sdf_autodec.shapes.mesh import EmptyLevelSet, MeshConfig, extract_meshes, write_mesh
 from sdf_autodec.shapes.train import load_trained
 
@@ -46,14 +46,6 @@ class MeshRunConfig:
     """Show a progress bar."""
 
 
-def find_normalization(data_dir: str | Path, shape_id: str) -> Path:
-    """``NormalizationParameters/*/*/<id>.npz`` under ``data_dir`` (exactly one must exist)."""
-    found = sorted(Path(data_dir, NORM_DIR).glob(f"*/*/{shape_id}.npz"))
-    if len(found) != 1:
-        raise DatasetError(f"{Path(data_dir, NORM_DIR)}: {'no' if not found else 'several'} normalisation parameters for shape {shape_id!r}")
-    return found[0]
-
-
 def mesh_run(cfg: MeshRunConfig) -> dict:
     """Mesh the requested training shapes; returns (and writes to ``OUTPUT/meshes.json``) what was done."""
     if not cfg.run or not cfg.output:
@@ -83,7 +75,7 @@ def mesh_run(cfg: MeshRunConfig) -> dict:
                     report[shape_id] = {"status": "no_surface", "reason": str(mesh)}
                     tqdm.write(f"{shape_id}: {mesh}")
                 else:
-                    norm = read_normalization(find_normalization(model.config["data"], shape_id)) if cfg.frame == "source" else None
+                    norm = read_normalization(DatasetLayout(model.config["data"]).find_normalization(shape_id)) if cfg.frame == "source" else None
                     report[shape_id] = {"status": "ok", "mesh": str(write_mesh(mesh, out / f"{shape_id}.ply", norm)), "faces": len(mesh.faces)}
                 bar.update(1)
     write_json(out / "meshes.json", report)

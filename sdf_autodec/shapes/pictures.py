@@ -29,8 +29,9 @@ import trimesh
 from tqdm import tqdm
 
 from sdf_autodec.atomic import atomic_write
-from sdf_autodec.geometry.layout import write_json
-from sdf_autodec.shapes.evaluate import MESH_SUFFIXES, find_scan_files
+from sdf_autodec.storage.layout import write_json
+from sdf_autodec.shapes.evaluate import find_scan_files
+from sdf_autodec.storage.layout import MESH_SUFFIXES
 from sdf_autodec.shapes.ground_truth import GroundTruth, GroundTruthSource, detect_format, to_frame
 from sdf_autodec.shapes.metrics import OBSERVED_RADIUS, observed_mask
 from sdf_autodec.shapes.references import REFERENCES

@@ -52,7 +52,7 @@ from sdf_autodec.atomic import atomic_write_bytes
 from sdf_autodec.core.fitting import FitConfig, fit_latents, keyed_initial_codes, nearest_codes
 from sdf_autodec.core.observations import Observations
 from sdf_autodec.core.seeding import torch_generator
-from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, read_split, write_json, write_latents
+from sdf_autodec.storage.layout import DatasetError, DatasetLayout, ShapeKey, read_normalization, read_sdf_samples, write_json, write_latents
 from sdf_autodec.shapes.clean import CLEAN_MODES, clean_mesh
 from sdf_autodec.shapes.evaluate import EvalConfig, score_mesh
 from sdf_autodec.shapes.ground_truth import FRAMES, GroundTruthSource
@@ -157,8 +157,7 @@ def reconstruction_keys(data: str | Path, split: str = "") -> list[ShapeKey]:
     if not layout.root.is_dir():
         raise DatasetError(f"{layout.root}: data directory not found")
     if split:
-        path = Path(split) if Path(split).suffix == ".json" else layout.split(split)
-        keys = read_split(path)
+        path, keys = layout.split_keys(split)
         if not keys:
             raise DatasetError(f"{path}: the split lists no shapes")
         return keys

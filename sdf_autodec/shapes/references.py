@@ -23,7 +23,7 @@ import torch
 import trimesh
 
 from sdf_autodec.geometry.frames import parse_instance_id, rotation_set
-from sdf_autodec.geometry.layout import DatasetError
+from sdf_autodec.storage.layout import DatasetError
 from sdf_autodec.geometry.normalize import Normalization
 from sdf_autodec.shapes import metrics
 from sdf_autodec.shapes.ground_truth import GroundTruth, GroundTruthSource

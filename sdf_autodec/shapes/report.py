@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdf_autodec.geometry.layout import DatasetLayout, read_latents, read_manifest_entries
+from sdf_autodec.storage.layout import DatasetLayout, read_latents, read_manifest_entries
 from sdf_autodec.shapes.pictures import RenderConfig, Scene, ViewConfig, find_shapes, load_mesh, png_bytes, shape_picture
 from sdf_autodec.shapes.render import Camera, Framing, Mesh, render
 from sdf_autodec.webpage import Cell, Page, fmt, thumbnail

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sdf_autodec.geometry.frames import fibonacci_sphere
-from sdf_autodec.geometry.layout import DatasetError, read_scan_arrays
+from sdf_autodec.storage.layout import DatasetError, read_scan_arrays
 from sdf_autodec.optional import open3d
 
 SCAN_SUFFIXES = (".npz", ".ply", ".pcd", ".xyz", ".pts")

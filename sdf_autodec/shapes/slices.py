@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sdf_autodec.geometry.layout import DatasetLayout, read_sdf_samples
+from sdf_autodec.storage.layout import DatasetLayout, read_sdf_samples
 from sdf_autodec.shapes.ground_truth import ground_truth_keys
 from sdf_autodec.shapes.mesh import decode_points
 

@@ -10,20 +10,24 @@ DATA_DIR/
   manifest.json                                         one entry per input mesh (status, reason, timings)
 ```
 SDF samples and partial scans live in the normalised frame; ``pos`` holds samples with sdf > 0.
-Written by ``data_prep``, read by ``sdf_autodec.shapes``; both go through this module.
+Written by ``data_prep``, read by ``sdf_autodec.shapes``; both go through this module, which holds
+each format's one reader and one writer (``latents.npz`` too; DVR's clouds: ``storage.dvr``; the
+packed store: ``storage.packed``).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sdf_autodec.atomic import atomic_write_bytes
+from sdf_autodec.atomic import atomic_write, atomic_write_bytes
 from sdf_autodec.geometry.frames import background_rays
 from sdf_autodec.geometry.normalize import Normalization
+from sdf_autodec.optional import open3d
 
 SDF_DIR = "SdfSamples"
 NORM_DIR = "NormalizationParameters"
@@ -31,6 +35,8 @@ SURFACE_DIR = "SurfaceSamples"
 SCAN_DIR = "PartialScans"
 SPLIT_DIR = "splits"
 MANIFEST = "manifest.json"
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb", ".gltf")
+"""The mesh files this toolkit reads (``prep``'s crawl, ``eval``, ``render``), lower case."""
 
 
 class DatasetError(RuntimeError):
@@ -86,6 +92,24 @@ class DatasetLayout:
         """Every manifest present: shard manifests first, then the main one (later wins when merged)."""
         return sorted(self.root.glob("manifest.shard-*-of-*.json")) + ([self.manifest] if self.manifest.is_file() else [])
 
+    def split_keys(self, split: str) -> tuple[Path, list[ShapeKey]]:
+        """The split file ``split`` names (a ``.json`` path, or a name under ``splits/``) and its keys."""
+        path = Path(split) if Path(split).suffix == ".json" else self.split(split)
+        return path, read_split(path)
+
+    def find_normalization(self, shape_id: str) -> Path:
+        """``NormalizationParameters/*/*/<id>.npz`` of the shape ``shape_id`` (exactly one must exist)."""
+        base = self.root / NORM_DIR
+        found = sorted(base.glob(f"*/*/{glob.escape(shape_id)}.npz"))
+        if len(found) != 1:
+            raise DatasetError(f"{base}: {'no' if not found else 'several'} normalisation parameters for shape {shape_id!r}")
+        return found[0]
+
+    def surface_keys(self) -> list[ShapeKey]:
+        """Every shape that has surface samples, sorted."""
+        base = self.root / SURFACE_DIR
+        return sorted(ShapeKey(p.parent.parent.name, p.parent.name, p.stem) for p in base.glob("*/*/*.ply"))
+
     def sdf_keys(self) -> list[ShapeKey]:
         """Every shape that has SDF samples, sorted."""
         base = self.root / SDF_DIR
@@ -134,6 +158,29 @@ def read_normalization(path: Path) -> Normalization:
         raise DatasetError(f"{path}: normalisation parameters not found") from None
     except Exception as e:
         raise DatasetError(f"{path}: unreadable normalisation parameters ({type(e).__name__}: {e})") from None
+
+
+def write_surface(path: Path, points: np.ndarray, normals: np.ndarray) -> None:
+    """Surface samples ``points, normals: (M, 3)`` as a binary PLY point cloud with normals (readable
+    by trimesh, Open3D and DeepSDF's evaluator)."""
+    o3d = open3d()
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    cloud.normals = o3d.utility.Vector3dVector(normals)
+
+    def write(tmp: str) -> None:
+        if not o3d.io.write_point_cloud(tmp, cloud):
+            raise OSError(f"{tmp}: writing the point cloud failed")
+
+    atomic_write(path, write)
+
+
+def read_surface(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``points: (M, 3)`` float64 and ``normals: (M, 3)`` (None when the file has none) of a surface-samples PLY."""
+    cloud = open3d().io.read_point_cloud(str(path))
+    points = np.asarray(cloud.points)
+    if len(points) == 0:
+        raise DatasetError(f"{path}: no surface points")
+    return points, (np.asarray(cloud.normals) if cloud.has_normals() else None)
 
 
 def write_latents(path: Path, names: list[str], codes: np.ndarray) -> None:
@@ -223,6 +270,15 @@ def read_manifest_entries(layout: DatasetLayout) -> dict:
         except (OSError, ValueError, AttributeError):
             continue
     return entries
+
+
+def read_manifest_config(layout: DatasetLayout) -> dict:
+    """The ``prep`` configuration the main manifest records (``{}`` when there is none or it is unreadable)."""
+    try:
+        config = json.loads(layout.manifest.read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def write_json(path: Path, obj) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sdf_autodec.atomic import atomic_write, atomic_write_bytes
-from sdf_autodec.geometry.layout import DatasetError, DatasetLayout, ShapeKey, read_sdf_samples
+from sdf_autodec.storage.layout import DatasetError, DatasetLayout, ShapeKey, read_sdf_samples
 
 PACKED_DIR = "Packed"
 VERSION = 1
