@@ -24,7 +24,9 @@ from sdf_autodec.images.latent_space import cluster_scores, interpolate
 from sdf_autodec.images.masks import center_square, half, make_mask, random_pixels
 from sdf_autodec.images.metrics import masked_scores
 from sdf_autodec.images.run import MnistConfig, validate
-from sdf_autodec.images.train import fit_codes, pixel_observations, squared_error
+from sdf_autodec.images.loss import squared_error
+from sdf_autodec.images.observations import pixel_observations
+from sdf_autodec.images.train import fit_codes
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvEncoder, ConvNetConfig, CoordConvDecoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -294,3 +296,22 @@ def test_quick_preset_end_to_end(tmp_path):
     again = cli("mnist", f"output={out_dir}", f"data_dir={MNIST}", "preset=quick", "progress=false", "stages=[tsne]")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out_dir / "results.json").read_text())["clusters"] == results["clusters"]
+
+
+def test_code_cache_key_tells_apart_decoders_whose_weights_sum_alike(tmp_path):
+    from sdf_autodec.images.store import CodeCache, weights_digest
+
+    a = torch.nn.Linear(2, 2)
+    b = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        a.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        b.weight.copy_(torch.tensor([[4.0, 3.0], [2.0, 1.0]]))  # the same sum, the same rounded sums per tensor
+        a.bias.zero_()
+        b.bias.zero_()
+    assert weights_digest(a) != weights_digest(b) and weights_digest(a) == weights_digest(a)
+    cache = CodeCache(tmp_path / "codes.pt")
+    assert cache.read("k") is None
+    cache.write(weights_digest(a), torch.ones(3, 2))
+    assert torch.equal(cache.read(weights_digest(a)), torch.ones(3, 2)) and cache.read(weights_digest(b)) is None
+    (tmp_path / "codes.pt").write_bytes(b"not a tensor file")
+    assert cache.read(weights_digest(a)) is None  # only a cache: unreadable means fit again

@@ -21,17 +21,14 @@ Every stage records its wall time in ``results.json["seconds"]``.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import pickle
 import time
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from sdf_autodec.atomic import atomic_write
-from sdf_autodec.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
@@ -50,6 +47,7 @@ from sdf_autodec.images.report import (
     update_results,
     write_report,
 )
+from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
@@ -65,8 +63,9 @@ class MnistConfig:
 
     output: str = "mnist_out"
     """Folder for models, figures, results.json and report.md."""
-    data_dir: str = "../shared/data/mnist"
-    """Folder with MNIST's four IDX files (gzipped or not)."""
+    data_dir: str = ""
+    """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
+    points it at the workspace's ``../shared/data/mnist``)."""
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     """Stages to run, of: train-ae, train-ad, complete, interpolate, tsne, report."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -133,48 +132,31 @@ def validate(cfg: MnistConfig) -> None:
         make_mask(name, 1, cfg.net.image_size)
     if min(cfg.examples, cfg.interpolation_pairs, cfg.interpolation_steps, cfg.tsne_points, cfg.knn_k, cfg.fit_batch_size, cfg.progress_images) < 1:
         raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
+    if not cfg.data_dir:
+        raise ValueError("mnist needs data_dir= (the folder of MNIST's IDX files)")
 
 
 class Study:
-    """State shared by the stages of one run: config, data, device, paths."""
+    """State shared by the stages of one run: config, data, device, paths; the models and the cache
+    of test codes live in ``DIR/models`` (``images.store``)."""
 
     def __init__(self, cfg: MnistConfig):
         self.cfg = cfg
         self.out = Path(cfg.output)
-        self.models = self.out / "models"
         self.results = self.out / "results.json"
         self.device = resolve_device(cfg.device)
         self.splits: MnistSplits = load_splits(cfg.data_dir, cfg.data, cfg.seed)
         self.signature = {"net": asdict(cfg.net), "data": asdict(cfg.data), "seed": cfg.seed}
-
-    # -- models on disk ------------------------------------------------------------------------
-
-    def save_model(self, name: str, kind: str, module: torch.nn.Module, epochs: int, latents: torch.Tensor | None = None) -> None:
-        """``DIR/models/<name>.pt`` through the core's checkpoints (an AE's ``decoder`` entry holds the whole AE)."""
-        ids = [f"train:{int(i)}" for i in self.splits.train.index] if latents is not None else []
-        payload = {
-            "kind": kind, "config": json.loads(json.dumps(self.signature)), "epoch": epochs, "decoder": module.state_dict(),
-            "latents": latents.detach().cpu() if latents is not None else torch.zeros(0, self.cfg.net.latent_size),
-            "instance_ids": ids,
-        }
-        save_checkpoint(self.models / f"{name}.pt", payload)
-
-    def load_state(self, name: str, kind: str) -> dict:
-        path = self.models / f"{name}.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: model not found; run the training stages first (stages=[train-ae,train-ad,...])")
-        ckpt = load_checkpoint(path, kind=kind)
-        if ckpt["config"] != json.loads(json.dumps(self.signature)):
-            raise CheckpointError(f"{path}: trained with another network, data or seed than this run asks for; retrain it")
-        return ckpt
+        self.models = ModelStore(self.out / "models", self.signature)
+        self.test_codes = CodeCache(self.out / "models" / "ad_test_codes.pt")
 
     def load_ae(self, name: str) -> ConvAutoencoder:
         model = ConvAutoencoder(self.cfg.net)
-        model.load_state_dict(self.load_state(name, "mnist-ae")["decoder"])
+        model.load_state_dict(self.models.load(name, "mnist-ae")["decoder"])
         return model.to(self.device).eval()
 
     def load_ad(self) -> tuple[CoordConvDecoder, torch.Tensor]:
-        ckpt = self.load_state("ad", "mnist-ad")
+        ckpt = self.models.load("ad", "mnist-ad")
         decoder = CoordConvDecoder(self.cfg.net)
         decoder.load_state_dict(ckpt["decoder"])
         return decoder.to(self.device).eval(), ckpt["latents"]
@@ -185,29 +167,19 @@ class Study:
         update_results(self.results, {"training": training})
 
     def _codes_key(self, decoder: CoordConvDecoder) -> str:
-        """What the test codes depend on: data, network, fitting recipe and the decoder's weights."""
-        with torch.no_grad():
-            fingerprint = [round(float(p.double().sum()), 6) for p in decoder.parameters()]
-        return json.dumps({**self.signature, "fit": asdict(self.cfg.fit), "decoder": fingerprint}, sort_keys=True)
+        """What the test codes depend on: data, network, fitting recipe, the test images and the decoder's weights."""
+        test_index = hashlib.sha256(self.splits.test.index.numpy().tobytes()).hexdigest()
+        return json.dumps({**self.signature, "fit": asdict(self.cfg.fit), "test_index": test_index, "decoder": weights_digest(decoder)}, sort_keys=True)
 
     def ad_test_codes(self, decoder: CoordConvDecoder) -> torch.Tensor:
         """The AD's codes of the unmasked test images: those written by ``complete`` when they were
         fitted the same way to the same decoder, else fitted now."""
-        path = self.models / "ad_test_codes.pt"
-        if path.is_file():
-            try:
-                saved = torch.load(path, map_location="cpu", weights_only=True)
-            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile):  # unreadable: only a cache, fit again
-                saved = {}
-            if saved.get("key") == self._codes_key(decoder) and torch.equal(saved.get("test_index", torch.empty(0)), self.splits.test.index):
-                return saved["codes"]
-        codes, _ = fit_codes(decoder, self.splits.test.images, None, self.cfg.net.latent_size, self.cfg.fit, self.cfg.fit_batch_size)
-        self.save_test_codes(decoder, codes)
+        key = self._codes_key(decoder)
+        codes = self.test_codes.read(key)
+        if codes is None:
+            codes, _ = fit_codes(decoder, self.splits.test.images, None, self.cfg.net.latent_size, self.cfg.fit, self.cfg.fit_batch_size)
+            self.test_codes.write(key, codes)
         return codes
-
-    def save_test_codes(self, decoder: CoordConvDecoder, codes: torch.Tensor) -> None:
-        payload = {"codes": codes.cpu(), "test_index": self.splits.test.index, "key": self._codes_key(decoder)}
-        atomic_write(self.models / "ad_test_codes.pt", lambda tmp: torch.save(payload, tmp))
 
     # -- stages --------------------------------------------------------------------------------
 
@@ -225,7 +197,7 @@ class Study:
                 model, train, val, cfg.ae, cfg.seed, name=name, loss_mask=None if loss_mask is None else loss_mask.to(self.device),
                 input_masks=input_masks, progress=cfg.progress,
             )
-            self.save_model(name, "mnist-ae", model, cfg.ae.epochs)
+            self.models.save(name, "mnist-ae", model, cfg.ae.epochs, torch.zeros(0, cfg.net.latent_size), [])
             self.record_training(name, result.history, result.seconds)
 
     def train_ad(self) -> None:
@@ -234,7 +206,7 @@ class Study:
         decoder = CoordConvDecoder(cfg.net).to(self.device)
         track = torch.arange(min(cfg.progress_images, len(self.splits.train)))
         latents, result = train_autodecoder(decoder, cfg.net.latent_size, self.splits.train.images, self.splits.val.images, cfg.ad, cfg.seed, track=track, progress=cfg.progress)
-        self.save_model("ad", "mnist-ad", decoder, cfg.ad.epochs, latents.weight)
+        self.models.save("ad", "mnist-ad", decoder, cfg.ad.epochs, latents.weight, [f"train:{int(i)}" for i in self.splits.train.index])
         self.record_training("ad", result.history, result.seconds)
         if result.snapshots:
             progress_figure(self.out / "ad_progress.png", result.snapshots, self.splits.train.images[track])
@@ -254,7 +226,7 @@ class Study:
         )
         images = self.splits.test.images
         outcomes, full_codes = run_experiments(models, images, cfg.center_sizes, cfg.extra_masks, cfg.fit, cfg.seed, cfg.fit_batch_size, cfg.progress)
-        self.save_test_codes(decoder, full_codes)
+        self.test_codes.write(self._codes_key(decoder), full_codes)
         shown = slice(0, min(cfg.examples, len(images)))
         for name, outcome in outcomes.items():
             completion_figure(

@@ -32,25 +32,14 @@ from tqdm import tqdm
 from sdf_autodec.core.engine import NonFiniteLoss, make_optimizer, training_step
 from sdf_autodec.core.fitting import FitConfig, fit_latents
 from sdf_autodec.core.latents import LatentTable
-from sdf_autodec.core.observations import Observations, instance_data_loss
+from sdf_autodec.core.observations import instance_data_loss
 from sdf_autodec.core.seeding import seed_global, torch_generator
 from sdf_autodec.core.training import epoch_batches, lr_factor, run_epoch, set_learning_rates
+from sdf_autodec.images.loss import squared_error
+from sdf_autodec.images.observations import pixel_observations
 
 MaskSampler = Callable[[int, torch.Generator], torch.Tensor]
 """``sampler(num, generator) -> (num, 1, S, S)`` masks (1 visible, 0 hidden)."""
-
-
-def pixel_observations(images: torch.Tensor, weights: torch.Tensor | None = None) -> Observations:
-    """The core's observation batch for ``images: (K, C, S, S)``; ``weights`` (broadcastable) are
-    per-pixel (0 = hidden). The image decoder ignores queries: they are an empty ``(K, 0, 2)``."""
-    if weights is not None:
-        weights = weights.expand_as(images).to(images.dtype)
-    return Observations(queries=images.new_zeros(images.shape[0], 0, 2), targets=images, weights=weights)
-
-
-def squared_error(predictions: torch.Tensor, obs: Observations) -> torch.Tensor:
-    """Per-pixel ``(f - x)²``: ``predictions`` and ``obs.targets`` ``(K, C, S, S)`` → ``(K, C, S, S)``."""
-    return (predictions - obs.targets).pow(2)
 
 
 @dataclass
