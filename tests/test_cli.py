@@ -71,7 +71,7 @@ def test_missing_data_directory_is_one_line(tmp_path):
 def test_truncated_checkpoint_is_one_line(tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "latest.pt").write_bytes(b"PK\x03\x04 truncated")
-    out = cli("mesh", f"run={tmp_path / 'run'}", f"output={tmp_path / 'out'}", "resolution=16")
+    out = cli("mesh", f"run={tmp_path / 'run'}", f"output={tmp_path / 'out'}", "mesh.resolution=16")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
     assert "latest.pt: not a readable checkpoint" in out.stderr
 

@@ -41,7 +41,7 @@ def test_reconstruct_recovers_a_training_shape_from_its_own_samples(recon_run, d
     assert sorted(report["shapes"]) == sorted(train_ids) and not report["failed"]
     assert all(r["in_training_set"] and r["status"] == "ok" for r in report["shapes"].values())
     assert all(0.0 <= r["cleaned"]["area_removed"] < 0.5 for r in report["shapes"].values())  # clean=components, the default
-    mesh_run(MeshRunConfig(run=str(recon_run), output=str(tmp_path / "train_meshes"), resolution=32, progress=False))
+    mesh_run(MeshRunConfig(run=str(recon_run), output=str(tmp_path / "train_meshes"), mesh=MeshConfig(resolution=32), progress=False))
     trained = evaluate(EvalConfig(pred=str(tmp_path / "train_meshes"), gt=str(data_dir), output=str(tmp_path / "m.json"), num_points=2000, iou_points=0, progress=False))
     ours = report["methods"]["ours"]["normalized"]
     for sid in train_ids:

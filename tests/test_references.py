@@ -61,7 +61,7 @@ def test_eval_scores_ours_beside_the_references(completed_training_scans, data_d
 def test_eval_without_a_report_scores_ours_alone(trained_run, data_dir, tmp_path):
     from sdf_autodec.shapes.mesh_codes import MeshRunConfig, mesh_run
 
-    mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "m"), resolution=32, progress=False))
+    mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "m"), mesh=MeshConfig(resolution=32), progress=False))
     result = evaluate(EvalConfig(pred=str(tmp_path / "m"), gt=str(data_dir), output=str(tmp_path / "m.json"), num_points=1000, iou_points=0, progress=False))
     assert result["comparison"] == {} and all(e["count"] == 0 for m, e in result["methods"].items() if m != "ours")
     assert "naming the run" in next(iter(result["methods"]["oracle"]["missing"].values()))

@@ -178,7 +178,7 @@ def test_completion_lowers_the_observation_loss(trained_run, data_dir, tmp_path)
     with np.load(tmp_path / "out" / "latents.npz") as z:
         assert z["codes"].shape == (2, 8)
     # the fitted codes can be meshed again, in batches, by `mesh latents=`
-    remeshed = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "again"), latents=str(tmp_path / "out"), resolution=32, batch_size=2, progress=False))
+    remeshed = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "again"), latents=str(tmp_path / "out"), mesh=MeshConfig(resolution=32), batch_size=2, progress=False))
     assert set(remeshed) == set(done)
     for name, entry in remeshed.items():
         if entry["status"] == "ok" and done[name]["status"] == "ok":
@@ -206,7 +206,7 @@ def test_adapted_completion_explains_the_scan_better_and_does_not_depend_on_batc
 
 
 def test_mesh_and_eval_commands(trained_run, data_dir, tmp_path):
-    report = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "m"), resolution=32, progress=False))
+    report = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "m"), mesh=MeshConfig(resolution=32), progress=False))
     ok = [k for k, v in report.items() if v["status"] == "ok"]
     assert ok, report
     result = evaluate(EvalConfig(pred=str(tmp_path / "m"), gt=str(data_dir), output=str(tmp_path / "metrics.json"), num_points=2000, progress=False))
@@ -216,10 +216,10 @@ def test_mesh_and_eval_commands(trained_run, data_dir, tmp_path):
 
 
 def test_mesh_in_source_frame_round_trips(trained_run, data_dir, tmp_path):
-    normalized = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "n"), resolution=32, progress=False))
+    normalized = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "n"), mesh=MeshConfig(resolution=32), progress=False))
     ok = [k for k, v in normalized.items() if v["status"] == "ok"]
     assert ok, normalized
-    source = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "s"), ids=ok, resolution=32, frame="source", progress=False))
+    source = mesh_run(MeshRunConfig(run=str(trained_run), output=str(tmp_path / "s"), ids=ok, mesh=MeshConfig(resolution=32), frame="source", progress=False))
     a, b = trimesh.load(normalized[ok[0]]["mesh"]), trimesh.load(source[ok[0]]["mesh"])
     assert not np.allclose(a.vertices, b.vertices)
     a_eval = evaluate(EvalConfig(pred=str(tmp_path / "n"), gt=str(data_dir), output=str(tmp_path / "a.json"), num_points=1000, progress=False))

@@ -103,7 +103,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     )
     recon = stage("reconstruct", lambda: reconstruct(recon_cfg))
     train_ids = model.ids[: cfg.training_meshes]
-    stage("mesh", lambda: mesh_run(MeshRunConfig(run=str(run_dir), output=str(out / "training_shapes"), ids=train_ids, resolution=cfg.resolution)))
+    stage("mesh", lambda: mesh_run(MeshRunConfig(run=str(run_dir), output=str(out / "training_shapes"), ids=train_ids, mesh=MeshConfig(resolution=cfg.resolution))))
 
     def score(pred: Path, name: str) -> dict | None:
         if not any(pred.glob("*.ply")):

@@ -30,7 +30,7 @@ examples:
   sdf-autodec train data=data/ run=runs/a model=small epochs=300
   sdf-autodec complete run=runs/a input=data/PartialScans output=completed/
   sdf-autodec reconstruct run=runs/a data=data/ split=test output=recon/ [fit=fast]
-  sdf-autodec mesh run=runs/a output=meshes/ resolution=256
+  sdf-autodec mesh run=runs/a output=meshes/ mesh.resolution=256
   sdf-autodec eval pred=completed/ gt=data/ output=metrics.json
   sdf-autodec render input=completed/ gt=data/ output=pictures/ [view.views=3]
   sdf-autodec report run=runs/a data=data/ eval=metrics.json completed=completed/ output=report.html

@@ -32,14 +32,9 @@ class MeshRunConfig:
     """Shapes whose grids are decoded together (coarse-to-fine); memory grows by one R³ float grid per shape."""
     frame: str = "normalized"
     """``normalized`` (the model's unit-sphere frame) or ``source`` (each mesh's original frame; needs the run's data directory)."""
-    resolution: int = 256
-    """Grid samples per axis over ``[-half_size, half_size]``."""
-    half_size: float = 1.0
-    """Half the side of the grid's cube (see ``MeshConfig.half_size``; about 0.55 for ``unit_cube`` data)."""
-    max_batch: int = 262_144
-    """Decoder queries per forward pass."""
-    method: str = "coarse_to_fine"
-    """``coarse_to_fine`` (far fewer decoder queries, same mesh) or ``dense``."""
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    """Mesh extraction (``mesh.resolution``: 256 by default; ``mesh.half_size`` about 0.55 for ``unit_cube`` data),
+    nested as in ``complete`` and ``reconstruct``."""
     device: str = "auto"
     """``auto``, ``cpu`` or ``cuda``."""
     progress: bool = True
@@ -64,7 +59,7 @@ def mesh_run(cfg: MeshRunConfig) -> dict:
     if unknown:
         raise ValueError(f"{cfg.latents or model.checkpoint}: no {'code' if cfg.latents else 'training shape'} named {unknown[:5]}")
     out = Path(cfg.output)
-    mesh_cfg = MeshConfig(cfg.resolution, cfg.max_batch, method=cfg.method, half_size=cfg.half_size)
+    mesh_cfg = cfg.mesh
     report = {}
     batches = [wanted[i : i + max(1, cfg.batch_size)] for i in range(0, len(wanted), max(1, cfg.batch_size))]
     with tqdm(total=len(wanted), desc="mesh", unit="shape", disable=not cfg.progress) as bar:

@@ -46,11 +46,14 @@ def budget_recipe(device: torch.device | str) -> Recipe:
 
 
 def preset_values(name: str) -> dict:
-    """The keys a ``conf/model/<name>.yaml`` preset sets (its ``@package _global_`` content)."""
+    """The keys a ``conf/model/<name>.yaml`` preset sets (its ``@package _global_`` content), over
+    those of the presets its defaults list extends (``- deepsdf``, then ``_self_``), as Hydra composes them."""
     path = resources.files("sdf_autodec.conf") / "model" / f"{name}.yaml"
     if not path.is_file():
         raise ValueError(f"no training preset named {name!r} (conf/model/{name}.yaml)")
-    return OmegaConf.to_container(OmegaConf.create(path.read_text()))
+    own = OmegaConf.create(path.read_text())
+    bases = [OmegaConf.create(preset_values(str(d))) for d in own.pop("defaults", []) if str(d) != "_self_"]
+    return OmegaConf.to_container(OmegaConf.merge(*bases, own))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
