@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.harness import finish, setup  # noqa: E402
 
 from sdf_autodec.core.devices import resolve_device  # noqa: E402
-from sdf_autodec.core.engine import Autodecoder, make_optimizer, training_step  # noqa: E402
+from sdf_autodec.core.engine import Autodecoder, backward_and_step, make_optimizer, training_step  # noqa: E402
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
 from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf  # noqa: E402
@@ -135,13 +135,7 @@ def ceiling(cfg: TrainConfig, device: torch.device, steps: int, warmup: int = 2)
             pred = model(codes, queries)
         pred = pred.float().squeeze(-1)
         loss = (pred.clamp(-cfg.clamp, cfg.clamp) - targets.clamp(-cfg.clamp, cfg.clamp)).abs().mean() + cfg.code_reg_weight * codes.pow(2).sum(-1).mean()
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_and_step(loss, optimizer, scaler)
         _sync(device)
         times.append(time.perf_counter() - t0)
     return b * n / float(np.median(times[warmup:]))

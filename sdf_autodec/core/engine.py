@@ -161,6 +161,12 @@ def training_step(
             with torch.no_grad():
                 latents.weight[undo[0]] = undo[1]
         raise NonFiniteLoss(f"loss is {values[0]}")
+    backward_and_step(loss, optimizer, scaler)
+    return StepStats(loss=values[0], data=values[1], prior=values[2])
+
+
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Back-propagate ``loss`` and take the optimiser's step, through fp16's gradient ``scaler`` when one is given."""
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -168,7 +174,6 @@ def training_step(
     else:
         loss.backward()
         optimizer.step()
-    return StepStats(loss=values[0], data=values[1], prior=values[2])
 
 
 def _finite(x: float) -> bool:
