@@ -21,7 +21,7 @@ import trimesh
 
 from data_prep.raycast import closest_points, raycasting_scene
 from data_prep.repair import clean_mesh, face_components, face_visibility, orient_by_visibility
-from data_prep.signs import SignConfig, near_defects, pseudo_normals, pseudonormal_inside, surface_defects, vote_inside, winding_inside
+from data_prep.signs import SIGN_METHODS, SignConfig, robust_sign
 from sdf_autodec.geometry.pointcloud import morton_order
 
 
@@ -44,22 +44,8 @@ class SampleConfig:
     """Variance of the tight near-surface perturbation (DeepSDF: variance / 10)."""
     cube_half_size: float = 1.0
     """Uniform samples lie in ``[-h, h]^3``."""
-    sign_method: str = "auto"
-    """``auto``, ``pseudonormal``, ``parity`` or ``winding``. ``auto``: pseudo-normals if the cleaned mesh
-    is closed and consistently oriented, a parity vote if it is closed only, else the winding number."""
-    sign_check_fraction: float = 0.05
-    """Share of the samples whose pseudo-normal sign is checked against the winding number; any
-    disagreement the winding number is sure of (``min_agreement``) (overlapping closed parts, for one) sends the whole mesh to the winding number."""
-    winding_near_defects_only: bool = True
-    """Meshes signed by the winding number: evaluate it only near holes and inconsistent faces (and
-    on the check sample), with pseudo-normals elsewhere; ``false`` evaluates it everywhere (slower)."""
-    max_check_mismatch: float = 0.0
-    """Share of checked pseudo-normal signs a sure winding number may contradict, on meshes
-    with defects, before the winding number decides every sample."""
-    sign_rays: int = 9
-    """Rays voting on each sample's sign (odd), for the parity vote."""
-    min_agreement: float = 0.75
-    """Samples whose majority is weaker than this fraction of the rays are dropped."""
+    sign: SignConfig = field(default_factory=SignConfig)
+    """How signs are decided (``samples.sign.method``, ``.check_fraction``, ...: :class:`data_prep.signs.SignConfig`)."""
     visibility_views: int = 100
     """Cameras on a sphere that decide which faces are outer surface (DeepSDF: 100)."""
     visibility_resolution: int = 128
@@ -130,14 +116,11 @@ class OuterSurface:
     qa: dict
 
 
-SIGN_METHODS = ("auto", "pseudonormal", "parity", "winding")
-
-
 def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     """Clean ``mesh``, find which faces are seen from outside (and from which side), orient them,
     drop components never seen, and pick the sign method (see :mod:`data_prep.signs`)."""
-    if cfg.sign_method not in SIGN_METHODS:
-        raise ValueError(f"sign_method must be one of {', '.join(SIGN_METHODS)}, got {cfg.sign_method!r}")
+    if cfg.sign.method not in SIGN_METHODS:
+        raise ValueError(f"sign.method must be one of {', '.join(SIGN_METHODS)}, got {cfg.sign.method!r}")
     cleaned, report = clean_mesh(mesh)
     if len(cleaned.faces) == 0:
         raise ValueError("no faces left after removing degenerate and duplicated faces")
@@ -152,12 +135,12 @@ def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     outer = trimesh.Trimesh(oriented.vertices, oriented.faces[keep], process=False)
     watertight = bool(cleaned.is_watertight)
     consistent = watertight and bool(outer.is_winding_consistent)
-    if cfg.sign_method == "auto":
+    if cfg.sign.method == "auto":
         method = "pseudonormal" if consistent else "parity" if watertight else "winding"
-    elif cfg.sign_method == "pseudonormal" and not consistent:
-        raise ValueError("sign_method=pseudonormal needs a closed, consistently oriented mesh after clean-up")
+    elif cfg.sign.method == "pseudonormal" and not consistent:
+        raise ValueError("sign.method=pseudonormal needs a closed, consistently oriented mesh after clean-up")
     else:
-        method = cfg.sign_method
+        method = cfg.sign.method
     qa = {
         "watertight": bool(mesh.is_watertight),
         "watertight_after_clean": watertight,
@@ -174,65 +157,6 @@ def outer_surface(mesh: trimesh.Trimesh, cfg: SampleConfig) -> OuterSurface:
     return OuterSurface(outer, visible_surface, raycasting_scene(outer), method, qa)
 
 
-@dataclass
-class Signs:
-    """Inside flags of sample points and how sure each one is."""
-
-    inside: np.ndarray  # (N,) bool
-    agreement: np.ndarray  # (N,) float32 in [0.5, 1]
-    method: str  # the method that decided them (pseudonormal falls back to winding when its check fails)
-    check_mismatch: float | None = None  # share of checked pseudo-normal signs a sure winding number contradicts
-    winding_share: float | None = None  # winding: share of the samples whose sign the winding number decided
-
-
-def _check_sample(count: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(count, min(count, max(1, int(np.ceil(fraction * count)))), replace=False)
-
-
-def _winding_near_defects(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest) -> Signs:
-    """Signs on a mesh with holes or inconsistent faces: the winding number where a defect is near
-    (see :func:`data_prep.signs.near_defects`), pseudo-normals elsewhere, checked against the winding
-    number on ``sign_check_fraction`` of the others; more than ``max_check_mismatch`` of those
-    contradicted sends every sample to the winding number."""
-    outer = surface.outer
-    risky = near_defects(surface_defects(outer.vertices, outer.faces), outer.vertices, outer.faces, closest)
-    safe = np.flatnonzero(~risky)
-    check = safe[_check_sample(len(safe), cfg.sign_check_fraction, np.random.default_rng(seed))] if len(safe) else safe
-    wound_idx = np.concatenate([np.flatnonzero(risky), check])
-    wound, wound_agreement = winding_inside(outer.vertices, outer.faces, points[wound_idx])
-    inside = pseudonormal_inside(pseudo_normals(outer), points, closest)
-    confident = wound_agreement[-len(check):] >= cfg.min_agreement if len(check) else np.zeros(0, bool)
-    mismatch = float(((wound[-len(check):] != inside[check]) & confident).mean()) if len(check) else 0.0
-    if mismatch > cfg.max_check_mismatch:
-        inside, agreement = winding_inside(outer.vertices, outer.faces, points)
-        return Signs(inside, agreement.astype(np.float32), "winding", mismatch, 1.0)
-    agreement = np.ones(len(points), dtype=np.float32)
-    inside[wound_idx], agreement[wound_idx] = wound, wound_agreement
-    return Signs(inside, agreement, "winding", mismatch, round(float(risky.mean()), 6))
-
-
-def robust_sign(surface: OuterSurface, points: np.ndarray, cfg: SampleConfig, seed: int, closest=None) -> Signs:
-    """Inside test of ``points: (N, 3)`` on ``surface`` by its method. ``closest``: the points'
-    :class:`data_prep.signs.ClosestPoints` on ``surface.outer`` if already computed."""
-    if surface.method == "winding":
-        if not cfg.winding_near_defects_only:
-            inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
-            return Signs(inside, agreement.astype(np.float32), "winding", winding_share=1.0)
-        return _winding_near_defects(surface, points, cfg, seed, closest_points(surface.scene, points) if closest is None else closest)
-    if surface.method == "pseudonormal":
-        closest = closest_points(surface.scene, points) if closest is None else closest
-        inside = pseudonormal_inside(pseudo_normals(surface.outer), points, closest)
-        check = _check_sample(len(points), cfg.sign_check_fraction, np.random.default_rng(seed))
-        wound, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points[check])
-        mismatch = (wound != inside[check]) & (agreement >= cfg.min_agreement)
-        if not mismatch.any():
-            return Signs(inside, np.ones(len(points), dtype=np.float32), "pseudonormal", 0.0)
-        inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
-        return Signs(inside, agreement.astype(np.float32), "winding", float(mismatch.mean()), 1.0)
-    inside, agreement = vote_inside(surface.scene, points, SignConfig(rays=cfg.sign_rays), seed)
-    return Signs(inside, agreement.astype(np.float32), "parity")
-
-
 def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Generator) -> ShapeSamples:
     """Clean ``mesh`` (normalised frame), find its outer surface, and sample SDF and surface points."""
     t = {}
@@ -245,13 +169,13 @@ def sample_shape(mesh: trimesh.Trimesh, cfg: SampleConfig, rng: np.random.Genera
     ordered = points[order]
     closest = closest_points(surface.scene, ordered)
     t["distance"], t0 = time.perf_counter() - t0, time.perf_counter()
-    signs = robust_sign(surface, ordered, cfg, seed=int(rng.integers(2**31)), closest=closest)
+    signs = robust_sign(surface, ordered, cfg.sign, seed=int(rng.integers(2**31)), closest=closest)
     t["sign"] = time.perf_counter() - t0
     restore = np.empty_like(order)
     restore[order] = np.arange(len(order))  # back to the order the points were drawn in
     signs = replace(signs, inside=signs.inside[restore], agreement=signs.agreement[restore])
     sdf = np.where(signs.inside, -closest.distance[restore], closest.distance[restore]).astype(np.float32)
-    sure = signs.agreement >= cfg.min_agreement
+    sure = signs.agreement >= cfg.sign.min_agreement
     qa = {
         **surface.qa,
         "sign_method": signs.method,

@@ -31,23 +31,50 @@ Method (chosen for ShapeNet-style input; the README's "Signs" section has the me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+import trimesh
 
-from data_prep.raycast import ClosestPoints
+from data_prep.raycast import ClosestPoints, closest_points
 from sdf_autodec import optional
 from sdf_autodec.geometry.frames import fibonacci_sphere
 from sdf_autodec.optional import open3d
 
 
+SIGN_METHODS = ("auto", "pseudonormal", "parity", "winding")
+
+
 @dataclass
 class SignConfig:
-    """Ray-parity voting."""
+    """How the inside of a mesh is decided (``prep``'s ``samples.sign.*``)."""
 
+    method: str = "auto"
+    """``auto``, ``pseudonormal``, ``parity`` or ``winding``. ``auto``: pseudo-normals if the cleaned mesh
+    is closed and consistently oriented, a parity vote if it is closed only, else the winding number."""
+    check_fraction: float = 0.05
+    """Share of the samples whose pseudo-normal sign is checked against the winding number; any
+    disagreement the winding number is sure of (``min_agreement``) (overlapping closed parts, for one) sends the whole mesh to the winding number."""
+    winding_near_defects_only: bool = True
+    """Meshes signed by the winding number: evaluate it only near holes and inconsistent faces (and
+    on the check sample), with pseudo-normals elsewhere; ``false`` evaluates it everywhere (slower)."""
+    max_check_mismatch: float = 0.0
+    """Share of checked pseudo-normal signs a sure winding number may contradict, on meshes
+    with defects, before the winding number decides every sample."""
     rays: int = 9
-    """Rays per query point (odd, so there is always a majority)."""
+    """Rays voting on each sample's sign (odd, so there is always a majority), for the parity vote."""
+    min_agreement: float = 0.75
+    """Samples whose majority is weaker than this fraction of the rays are dropped."""
     chunk: int = 2_000_000
-    """Rays cast per call (bounds memory)."""
+    """Rays cast per call of the parity vote (bounds memory)."""
+
+
+class SignableSurface(Protocol):
+    """What :func:`robust_sign` needs of a surface (``data_prep.sampling.OuterSurface`` is one)."""
+
+    outer: trimesh.Trimesh  # the mesh whose inside is decided
+    scene: object  # Open3D RaycastingScene of ``outer``
+    method: str  # "pseudonormal", "parity" or "winding"
 
 
 def ray_directions(count: int, seed: int) -> np.ndarray:
@@ -220,3 +247,62 @@ def _ramp(steps: np.ndarray) -> np.ndarray:
     """``concatenate([linspace(0, 1, s + 1) for s in steps])`` without the Python loop."""
     start = np.repeat(np.cumsum(steps + 1) - (steps + 1), steps + 1)
     return (np.arange(int((steps + 1).sum())) - start) / np.repeat(steps, steps + 1)
+
+
+@dataclass
+class Signs:
+    """Inside flags of sample points and how sure each one is."""
+
+    inside: np.ndarray  # (N,) bool
+    agreement: np.ndarray  # (N,) float32 in [0.5, 1]
+    method: str  # the method that decided them (pseudonormal falls back to winding when its check fails)
+    check_mismatch: float | None = None  # share of checked pseudo-normal signs a sure winding number contradicts
+    winding_share: float | None = None  # winding: share of the samples whose sign the winding number decided
+
+
+def _check_sample(count: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    return rng.choice(count, min(count, max(1, int(np.ceil(fraction * count)))), replace=False)
+
+
+def _winding_near_defects(surface: SignableSurface, points: np.ndarray, cfg: SignConfig, seed: int, closest) -> Signs:
+    """Signs on a mesh with holes or inconsistent faces: the winding number where a defect is near
+    (see :func:`data_prep.signs.near_defects`), pseudo-normals elsewhere, checked against the winding
+    number on ``check_fraction`` of the others; more than ``max_check_mismatch`` of those
+    contradicted sends every sample to the winding number."""
+    outer = surface.outer
+    risky = near_defects(surface_defects(outer.vertices, outer.faces), outer.vertices, outer.faces, closest)
+    safe = np.flatnonzero(~risky)
+    check = safe[_check_sample(len(safe), cfg.check_fraction, np.random.default_rng(seed))] if len(safe) else safe
+    wound_idx = np.concatenate([np.flatnonzero(risky), check])
+    wound, wound_agreement = winding_inside(outer.vertices, outer.faces, points[wound_idx])
+    inside = pseudonormal_inside(pseudo_normals(outer), points, closest)
+    confident = wound_agreement[-len(check):] >= cfg.min_agreement if len(check) else np.zeros(0, bool)
+    mismatch = float(((wound[-len(check):] != inside[check]) & confident).mean()) if len(check) else 0.0
+    if mismatch > cfg.max_check_mismatch:
+        inside, agreement = winding_inside(outer.vertices, outer.faces, points)
+        return Signs(inside, agreement.astype(np.float32), "winding", mismatch, 1.0)
+    agreement = np.ones(len(points), dtype=np.float32)
+    inside[wound_idx], agreement[wound_idx] = wound, wound_agreement
+    return Signs(inside, agreement, "winding", mismatch, round(float(risky.mean()), 6))
+
+
+def robust_sign(surface: SignableSurface, points: np.ndarray, cfg: SignConfig, seed: int, closest=None) -> Signs:
+    """Inside test of ``points: (N, 3)`` on ``surface`` by its method. ``closest``: the points'
+    :class:`data_prep.signs.ClosestPoints` on ``surface.outer`` if already computed."""
+    if surface.method == "winding":
+        if not cfg.winding_near_defects_only:
+            inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
+            return Signs(inside, agreement.astype(np.float32), "winding", winding_share=1.0)
+        return _winding_near_defects(surface, points, cfg, seed, closest_points(surface.scene, points) if closest is None else closest)
+    if surface.method == "pseudonormal":
+        closest = closest_points(surface.scene, points) if closest is None else closest
+        inside = pseudonormal_inside(pseudo_normals(surface.outer), points, closest)
+        check = _check_sample(len(points), cfg.check_fraction, np.random.default_rng(seed))
+        wound, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points[check])
+        mismatch = (wound != inside[check]) & (agreement >= cfg.min_agreement)
+        if not mismatch.any():
+            return Signs(inside, np.ones(len(points), dtype=np.float32), "pseudonormal", 0.0)
+        inside, agreement = winding_inside(surface.outer.vertices, surface.outer.faces, points)
+        return Signs(inside, agreement.astype(np.float32), "winding", float(mismatch.mean()), 1.0)
+    inside, agreement = vote_inside(surface.scene, points, cfg, seed)
+    return Signs(inside, agreement.astype(np.float32), "parity")

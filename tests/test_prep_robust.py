@@ -18,7 +18,8 @@ from tests.damage import damage_all
 from data_prep.mesh_io import load_mesh
 from data_prep.prep import PrepConfig, QAConfig, prep_dataset
 from data_prep.raycast import raycasting_scene, signed_distance
-from data_prep.sampling import SampleConfig, near_and_uniform_points, outer_surface, robust_sign
+from data_prep.sampling import SampleConfig, near_and_uniform_points, outer_surface
+from data_prep.signs import robust_sign
 from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, read_sdf_samples, read_split
 from sdf_autodec.geometry.normalize import deepsdf_normalization
 
@@ -147,7 +148,7 @@ def test_damaged_copy_keeps_its_signs():
     truth = signed_distance(raycasting_scene(box), pts, 5) < 0
     surface = outer_surface(damaged, SampleConfig())
     assert surface.method == "winding" and surface.qa["duplicate_faces"] > 0
-    signs = robust_sign(surface, pts, SampleConfig(), seed=0)
+    signs = robust_sign(surface, pts, SampleConfig().sign, seed=0)
     inside, sure = signs.inside, signs.agreement >= 0.75
     assert sure.mean() > 0.98 and (inside == truth)[sure].mean() > 0.995
 
@@ -165,8 +166,8 @@ def test_sign_accuracy_on_real_psb_meshes(name):
     pts = near_and_uniform_points(mesh, cfg, np.random.default_rng(0))[: int(20000 * cfg.near_fraction)]  # near-surface only
     truth = signed_distance(raycasting_scene(mesh), pts, 7) < 0
     for variant, target in ((mesh, 0.999), (damage_all(mesh, np.random.default_rng(1)), 0.995)):
-        signs = robust_sign(outer_surface(variant, cfg), pts, cfg, seed=0)
-        inside, sure = signs.inside, signs.agreement >= cfg.min_agreement
+        signs = robust_sign(outer_surface(variant, cfg), pts, cfg.sign, seed=0)
+        inside, sure = signs.inside, signs.agreement >= cfg.sign.min_agreement
         assert sure.mean() > 0.99
         assert (inside == truth)[sure].mean() >= target
 
@@ -205,7 +206,7 @@ def test_pseudonormal_signs_are_exact_on_a_box_and_a_sphere():
     for mesh, pts, analytic in cases:
         surface = outer_surface(mesh, SampleConfig())
         assert surface.method == "pseudonormal"
-        signs = robust_sign(surface, pts, SampleConfig(), seed=0)
+        signs = robust_sign(surface, pts, SampleConfig().sign, seed=0)
         assert signs.method == "pseudonormal" and signs.check_mismatch == 0.0
         truth = analytic(pts) < 0 if analytic else signed_distance(surface.scene, pts, 7) < 0
         if analytic is None:  # the icosphere's facets, not the round sphere, are the truth; sanity-check the round one far from it
@@ -224,9 +225,9 @@ def test_pseudonormal_falls_back_to_the_winding_number_on_overlapping_parts():
     assert surface.method == "pseudonormal"  # closed and consistently oriented: the cheap test is tried first
     pts = np.random.default_rng(1).uniform(-0.5, 0.5, (20000, 3))
     truth = np.minimum(box_sdf(pts, (0.4, 0.15, 0.15)), box_sdf(pts, (0.15, 0.15, 0.4))) < 0
-    signs = robust_sign(surface, pts, SampleConfig(), seed=0)
+    signs = robust_sign(surface, pts, SampleConfig().sign, seed=0)
     assert signs.method == "winding" and signs.check_mismatch > 0
-    sure = signs.agreement >= SampleConfig().min_agreement
+    sure = signs.agreement >= SampleConfig().sign.min_agreement
     assert (signs.inside == truth)[sure].mean() > 0.999
 
 
@@ -250,12 +251,12 @@ def _sphere_signs(mesh, cfg):
     surface = outer_surface(mesh, cfg)
     assert surface.method == "winding"
     pts = near_and_uniform_points(surface.visible, cfg, np.random.default_rng(0))
-    hybrid = robust_sign(surface, pts, cfg, seed=0)
-    full = robust_sign(surface, pts, dataclasses.replace(cfg, winding_near_defects_only=False), seed=0)
+    hybrid = robust_sign(surface, pts, cfg.sign, seed=0)
+    full = robust_sign(surface, pts, dataclasses.replace(cfg.sign, winding_near_defects_only=False), seed=0)
     truth = np.linalg.norm(pts, axis=1) < 0.8
     far = np.abs(np.linalg.norm(pts, axis=1) - 0.8) > 0.01  # the icosphere's facets lie within 0.01 of the round sphere
     for signs in (hybrid, full):
-        sure = signs.agreement >= cfg.min_agreement
+        sure = signs.agreement >= cfg.sign.min_agreement
         assert (signs.inside == truth)[far & sure].mean() > 0.999
     return hybrid, full
 
