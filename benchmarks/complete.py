@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import finish, setup  # noqa: E402
+from tests.factories import analytic_scan  # noqa: E402  (the tests' factory)
 
 from sdf_autodec.core.fitting import FitConfig, fit_latents  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
@@ -41,28 +42,11 @@ from sdf_autodec.nn.mlp import DecoderConfig  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig, observe  # noqa: E402
-from sdf_autodec.shapes.scans import PartialScan  # noqa: E402
-
-
-def synthetic_scan(i: int, rng: np.random.Generator) -> PartialScan:
-    """A sphere or a box (sizes vary with ``i``) seen from a random camera: the visible half of a dense
-    surface sample, ``(M, 3)``, with the camera centre."""
-    d = rng.normal(size=(20000, 3))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    if i % 2 == 0:
-        points = (0.3 + 0.4 * rng.random()) * d
-    else:
-        half = 0.2 + 0.4 * rng.random(3)
-        points = d / np.abs(d / half).max(axis=1, keepdims=True)  # the ray from the centre meets the box here
-    camera = rng.normal(size=3)
-    camera = 2.5 * camera / np.linalg.norm(camera)
-    visible = np.sum(points * (camera - points), axis=1) > 0
-    return PartialScan(f"shape_{i}", points[visible], camera)
 
 
 def observations(k: int, surface: int) -> Observations:
     cfg = ObservationConfig(num_surface=surface)
-    built = [observe(synthetic_scan(i, np.random.default_rng(i)), cfg, np.random.default_rng(1000 + i)) for i in range(k)]
+    built = [observe(analytic_scan(i, np.random.default_rng(i)), cfg, np.random.default_rng(1000 + i)) for i in range(k)]
     return Observations(
         queries=torch.from_numpy(np.stack([o.queries for o in built])),
         targets=torch.from_numpy(np.stack([o.targets for o in built])),

@@ -46,13 +46,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import finish, setup  # noqa: E402
+from tests.factories import analytic_sdf_dataset  # noqa: E402  (the tests' factory)
 
 from sdf_autodec.core.devices import resolve_device  # noqa: E402
 from sdf_autodec.core.engine import Autodecoder, backward_and_step, make_optimizer, training_step  # noqa: E402
 from sdf_autodec.core.latents import LatentTable  # noqa: E402
 from sdf_autodec.core.observations import Observations  # noqa: E402
-from sdf_autodec.geometry.analytic import box_sdf, sphere_sdf  # noqa: E402
-from sdf_autodec.storage.layout import DatasetLayout, ShapeKey, keys_to_split, write_json, write_sdf_samples  # noqa: E402
+from sdf_autodec.storage.layout import DatasetLayout  # noqa: E402
 from sdf_autodec.storage.packed import open_packed  # noqa: E402
 from sdf_autodec.nn.registry import build_decoder  # noqa: E402
 from sdf_autodec.shapes.loss import clamped_l1  # noqa: E402
@@ -60,33 +60,6 @@ from sdf_autodec.shapes.train import AMP_DTYPES, TrainConfig, train  # noqa: E40
 
 SHAPES = 64
 SAMPLES_PER_SHAPE = 500_000
-
-
-def make_dataset(root: Path, shapes: int = SHAPES, samples: int = SAMPLES_PER_SHAPE, seed: int = 0) -> Path:
-    """``shapes`` random spheres and boxes, ``samples`` SDF samples each (47/50 near the surface, the
-    rest uniform in the cube, as DeepSDF), written in the DeepSDF layout with a train split."""
-    rng = np.random.default_rng(seed)
-    layout = DatasetLayout(root)
-    keys = []
-    for i in range(shapes):
-        key = ShapeKey("bench", "sphere" if i % 2 == 0 else "box", f"s{i:03d}")
-        if i % 2 == 0:
-            r = rng.uniform(0.3, 0.8)
-            sdf = lambda p, r=r: sphere_sdf(p, r)  # noqa: E731
-        else:
-            h = tuple(rng.uniform(0.15, 0.55, 3))
-            sdf = lambda p, h=h: box_sdf(p, h)  # noqa: E731
-        uniform = rng.uniform(-1, 1, (samples // 50 * 3, 3))
-        seeds = rng.uniform(-1, 1, (samples - len(uniform), 3))
-        # near-surface points: project random points onto the surface along the SDF, then jitter
-        d = sdf(seeds)
-        grad = seeds / np.maximum(np.linalg.norm(seeds, axis=1, keepdims=True), 1e-9)
-        near = seeds - d[:, None] * grad + rng.normal(0, 0.01, seeds.shape) * rng.choice([1.0, 0.3], (len(seeds), 1))
-        points = np.concatenate([near, uniform]).astype(np.float32)
-        write_sdf_samples(layout.sdf(key), points, sdf(points).astype(np.float32))
-        keys.append(key)
-    write_json(layout.split("train"), keys_to_split(keys))
-    return root
 
 
 def preset_config(name: str) -> TrainConfig:
@@ -202,7 +175,7 @@ def cached_dataset(folder: Path) -> Path:
     if stamp.is_file() and json.loads(stamp.read_text()) == want:
         return folder
     t0 = time.perf_counter()
-    make_dataset(folder)
+    analytic_sdf_dataset(folder, SHAPES, SAMPLES_PER_SHAPE)
     open_packed(folder)  # the packed store is built once, as `prep` does; not timed below
     stamp.write_text(json.dumps(want))
     print(f"data: generated in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -91,3 +91,25 @@ def test_run_dir_rotates_snapshots_keeps_latest_and_truncates_metrics_on_resume(
     assert len(list(run.checkpoints.glob("epoch_*.pt"))) == 2  # keep_last=0 writes no snapshot and deletes none
     assert json.loads(run.write_json("config.json", {"a": 1}).read_text()) == {"a": 1}
     assert read_metrics(tmp_path / "absent.jsonl") == []
+
+
+def test_the_analytic_factories_give_exact_sdfs_and_visible_halves(tmp_path):
+    """tests.factories' analytic dataset (what benchmarks/train.py trains on) holds exact sphere
+    distances with the right signs, and its scans (benchmarks/complete.py's) the halves their camera sees."""
+    import numpy as np
+
+    from sdf_autodec.geometry.analytic import sphere_sdf
+    from sdf_autodec.storage.layout import DatasetLayout, read_sdf_samples, read_split
+    from tests.factories import analytic_scan, analytic_sdf_dataset
+
+    root = analytic_sdf_dataset(tmp_path / "data", shapes=2, samples=500)
+    layout = DatasetLayout(root)
+    keys = read_split(layout.split("train"))
+    assert [k.cls for k in keys] == ["sphere", "box"]
+    pos, neg = read_sdf_samples(layout.sdf(keys[0]))
+    rows = np.concatenate([pos, neg])
+    assert len(rows) == 500 and (pos[:, 3] > 0).all() and (neg[:, 3] <= 0).all()
+    radius = np.median(np.linalg.norm(rows[:, :3], axis=1) - rows[:, 3])  # |p| - sdf = r for a sphere
+    np.testing.assert_allclose(rows[:, 3], sphere_sdf(rows[:, :3], radius), atol=1e-5)
+    scan = analytic_scan(0, np.random.default_rng(0))
+    assert np.all(np.sum(scan.points * (scan.camera_origin - scan.points), axis=1) > 0) and 1000 < len(scan.points) < 20000
