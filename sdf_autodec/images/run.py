@@ -148,7 +148,7 @@ class Study:
         self.splits: MnistSplits = load_splits(cfg.data_dir, cfg.data, cfg.seed)
         self.signature = {"net": asdict(cfg.net), "data": asdict(cfg.data), "seed": cfg.seed}
         self.models = ModelStore(self.out / "models", self.signature)
-        self.test_codes = CodeCache(self.out / "models" / "ad_test_codes.pt")
+        self.test_codes = CodeCache(self.models.folder / "ad_test_codes.pt")
 
     def load_ae(self, name: str) -> ConvAutoencoder:
         model = ConvAutoencoder(self.cfg.net)

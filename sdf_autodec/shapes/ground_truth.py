@@ -24,7 +24,7 @@ import numpy as np
 
 from sdf_autodec.geometry.normalize import Normalization, deepsdf_normalization
 from sdf_autodec.geometry.surface import deduplicate, orient_normals
-from sdf_autodec.storage.dvr import DVR_CLOUD, dvr_ids, read_dvr_cloud as read_dvr_cloud_arrays
+from sdf_autodec.storage.dvr import DVR_CLOUD, dvr_ids, read_dvr_cloud
 from sdf_autodec.storage.layout import SURFACE_DIR, DatasetError, DatasetLayout, ShapeKey, read_manifest_config, read_normalization, read_surface
 
 VIEW_SUFFIX = re.compile(r"_v\d+$")
@@ -58,10 +58,10 @@ def ground_truth_keys(data_dir: Path) -> dict[str, ShapeKey]:
     return keys
 
 
-def read_dvr_cloud(path: Path, orient: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _dvr_ground_truth(path: Path, orient: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``points, normals: (M, 3)`` float64 of a DVR ``pointcloud.npz``, deduplicated, normals oriented
     outwards (left with the file's arbitrary signs when not ``orient``: seconds saved where only the points matter)."""
-    points, normals = deduplicate(*read_dvr_cloud_arrays(path))
+    points, normals = deduplicate(*read_dvr_cloud(path))
     if len(points) < 10:
         raise DatasetError(f"{path}: only {len(points)} usable ground-truth points")
     if orient:
@@ -100,7 +100,7 @@ class GroundTruthSource:
             points, normals = read_surface(self.layout.surface(key))
             stored = read_normalization(self.layout.normalization(key))
             return GroundTruth(key.cls, points, normals, stored if self.convention == "deepsdf" else deepsdf_normalization(points), stored)
-        points, oriented = read_dvr_cloud(self.root / shape_id / DVR_CLOUD, orient=normals)
+        points, oriented = _dvr_ground_truth(self.root / shape_id / DVR_CLOUD, orient=normals)
         norm = deepsdf_normalization(points)
         return GroundTruth("", points, oriented, norm, norm)
 

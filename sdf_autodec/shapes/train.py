@@ -385,7 +385,7 @@ def _stopped(error: NonFiniteLoss, run: RunDir, state: TrainingState, ctx: DistC
     step = epoch * steps_per_epoch + i + 1
     if ctx.main:
         run.save_last_good(state.payload(epoch, step=step, epoch_step=i, stopped="non-finite loss at this step"))
-    last_good = run.last_good
+    last_good = run.last_good  # written by rank 0; every process names it
     resume = f"a re-run resumes from {run.latest}" if run.latest.is_file() else "a re-run starts over"
     return NonFiniteLoss(
         f"{error} at step {step} (epoch {epoch + 1}, batch {i + 1}/{batches}): training stopped; the state before that step "
