@@ -13,7 +13,7 @@ What it does (every stage resumes from what ``--work`` already holds):
    the 101 real tables of ../shared/data/meshes/infomr (arbitrary pose, uprighted the same way).
 2. ``prep`` with ``normalization=unit_cube``: the training shapes live in the DVR/ONet frame (bounding
    box centred, longest side 1), so the DVR scans and ground truth need no transform at all.
-3. ``train`` the small decoder (conf/model/small.yaml) with a 64-dimensional code.
+3. ``train`` ``recipe=completion`` (conf/recipe/completion.yaml: the small decoder with a 64-dimensional code).
 4. ``dvr``: views [0] and [0, 8, 16] of each table → scan npz files (points + the camera of each).
 5. ``complete`` both scan sets (free space from the cameras, batched fitting; with ``--adapt``, then
    a copy of the decoder tuned to each scan, ``core.adaptation``) and mesh over ``[-0.55, 0.55]^3``.

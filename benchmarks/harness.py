@@ -7,8 +7,8 @@
   (``sdf_autodec.optional.tune_glibc_malloc``) and, when asked, torch's thread count;
 - :func:`finish` — the figures' JSON as the last line of the output, and the stored copy under
   ``--out`` (indented, written whole or not at all);
-- :func:`completion_training` — the model and training recipe of the two completion benchmarks,
-  ``pcn_demo.py`` and ``dvr_tables.py``, so that both train the same way.
+- :func:`completion_training` — ``recipe=completion`` as the two completion benchmarks,
+  ``pcn_demo.py`` and ``dvr_tables.py``, train it, so that both train the same way.
 
 Each benchmark keeps its own ``--quick`` (what "quick" shrinks differs) and its data factories come
 from the tests (``tests.factories``, ``tests.damage``).
@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 from sdf_autodec.atomic import atomic_write
-from sdf_autodec.nn.mlp import DecoderConfig
 from sdf_autodec.optional import tune_glibc_malloc
+from sdf_autodec.shapes.recipes import apply_preset
 from sdf_autodec.shapes.train import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +62,13 @@ def finish(figures: dict, out: str | Path = "", stored: dict | None = None) -> N
 
 
 def completion_training(work: Path, epochs: int, width: int = 128) -> TrainConfig:
-    """The completion benchmarks' training of ``work/data`` into ``work/run``: the small decoder
-    (``conf/model/small.yaml``'s 5 layers with a skip at 3, here ``width`` wide) with a 64-dimensional
-    code, 8 scenes × 2048 samples per step, the learning rates halved once, half-way through
-    ``epochs``, and the code prior ramped up over the first tenth."""
-    model = DecoderConfig(latent_size=64, depth=5, width=width, skip_layers=[3], weight_norm=True, dropout=0.0, output_tanh=True)
-    return TrainConfig(
-        data=str(work / "data"), run=str(work / "run"), model=model, epochs=epochs, scenes_per_batch=8, samples_per_scene=2048,
-        lr_decoder=2e-3, lr_codes=4e-3, lr_halve_every=max(1, epochs // 2), code_reg_rampup_epochs=max(1, epochs // 10),
-        checkpoint_every=50, progress=False,
-    )
+    """The completion benchmarks' training of ``work/data`` into ``work/run``: ``recipe=completion``
+    (``conf/recipe/completion.yaml``: the small decoder with a 64-dimensional code, 8 scenes × 2048
+    samples per step, the learning rates halved once, half-way through ``epochs``, and the code prior
+    ramped up over the first tenth), here ``width`` wide and ``epochs`` long. The same training from
+    the command line: ``sdf-autodec train recipe=completion epochs=E lr_halve_every=E/2
+    code_reg_rampup_epochs=E/10 model.width=W``."""
+    cfg = apply_preset(TrainConfig(data=str(work / "data"), run=str(work / "run"), progress=False), "completion")
+    cfg.epochs, cfg.lr_halve_every, cfg.code_reg_rampup_epochs = epochs, max(1, epochs // 2), max(1, epochs // 10)
+    cfg.model.width = width
+    return cfg

@@ -8,7 +8,7 @@ For each PSB class in ``../shared/data/meshes/psb`` (20 real watertight meshes; 
 
 1. ``sdf-autodec prep`` with 250k DeepSDF-style samples per mesh (``--quick``: 50k);
 2. ``sdf-autodec train budget=30m`` on the 16 (``--quick``: 2m), with the recipe a budget gets when no
-   ``model=`` is named (``shapes/recipes.py``), or a variant's overrides;
+   ``recipe=`` is named (``shapes/recipes.py``), or a variant's overrides;
 3. ``sdf-autodec reconstruct fit=fast`` of the 4 test shapes, scored with the mean-shape, retrieval
    and oracle rows (``shapes/reconstruct.py``).
 
@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.harness import SHARED, finish, require  # noqa: E402
+from sdf_autodec.shapes.recipes import budget_recipe, preset_values  # noqa: E402
 
 PSB = SHARED / "meshes" / "psb"
 CLASSES = ("Chair", "Table", "Airplane")
@@ -68,7 +69,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "recipe, mesh 96": ([], ["mesh.resolution=96"]),
     "recipe, no cleaning": ([], ["clean=none"]),
     "recipe, clean faces": ([], ["clean=faces"]),
-    "deepsdf preset, 16 x 2048": (["model=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
+    "deepsdf preset, 16 x 2048": (["recipe=deepsdf", "scenes_per_batch=16", "samples_per_scene=2048"], []),
     "6 x 256, cube rotations": (SIX_BY_256 + ["rotations=cube"], []),
     "6 x 256": (SIX_BY_256, []),  # = the recipe since budget_cpu became 6 x 256 (kept for results/represent_30m_6x256)
     "8 x 512, 16 x 2048 (first cut)": (["model.depth=8", "model.width=512", "model.latent_size=256", "model.skip_layers=[4]", "model.dropout=0.2",
@@ -104,9 +105,9 @@ def slug_of(name: str) -> str:
 
 def run_name(cls: str, budget: str, train_extra: list[str]) -> str:
     """The run folder of a class, budget and set of training overrides (shared by the variants that
-    only change the fit). The key covers the CPU recipe's preset too, so that a run trained under an
+    only change the fit). The key covers the CPU recipe's values (decoder included) too, so that a run trained under an
     older recipe is never reused for a newer one."""
-    preset = (REPO / "conf" / "model" / "budget_cpu.yaml").read_text()
+    preset = json.dumps(preset_values(budget_recipe("cpu").name), sort_keys=True)
     key = hashlib.sha1((json.dumps(train_extra) + preset).encode()).hexdigest()[:8]
     return f"run_{cls}_{budget}_{key}"
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/train.py [--quick] [--presets small,deepsdf] [--device cpu|cuda] [--amp off|bf16|fp16]
                                          [--compile] [--threads N] [--repeats R]
 
-For each model preset (``conf/model/<preset>.yaml``: architecture, scenes per batch, samples per scene):
+For each recipe (``conf/recipe/<preset>.yaml``: its decoder, scenes per batch, samples per scene):
 
 - (a) **ours**: ``sdf_autodec.shapes.train.train`` itself, i.e. the real loop: samples drawn from the
   packed memory-mapped store (vectorised per-scene indexing), the joint step of the decoder and the
@@ -69,7 +69,7 @@ def preset_config(name: str) -> TrainConfig:
     import sdf_autodec.cli.commands  # noqa: F401  (registers the schemas)
 
     with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
-        return OmegaConf.to_object(compose(config_name="train", overrides=[f"model={name}"]))
+        return OmegaConf.to_object(compose(config_name="train", overrides=[f"recipe={name}"]))
 
 
 def ours(cfg: TrainConfig, data: Path, epochs: int, work: Path) -> float:

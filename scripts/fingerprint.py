@@ -7,7 +7,7 @@ The four checks (issue 15, "same behaviour, proven"), each seeded:
 
 1. ``prep`` of the demo's procedural set (8 shapes per family, the demo's sampling): the SHA-256 of
    every output file (SDF samples, normalisation, surface samples, scans, splits);
-2. a short seeded ``train`` (the small preset, 20 epochs) on that data: the weights and codes;
+2. a short seeded ``train`` (the small recipe, 20 epochs) on that data: the weights and codes;
 3. a seeded ``complete`` of the held-out shapes' first scans (30 steps): the fitted codes;
 4. the MNIST quick study (``preset=quick``, where ../shared/data/mnist exists): ``results.json``
    without its wall-clock seconds.
@@ -69,7 +69,7 @@ def record(out: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
     cli("prep", f"input={meshes}", f"output={data}", "dataset=procedural", "samples.num_samples=60000", "samples.surface_points=30000", "seed=0", "progress=false")
     prep = {str(p.relative_to(data)): sha(p) for p in sorted(data.rglob("*")) if p.is_file() and not any(part in IGNORED_PREP for part in p.relative_to(data).parts)}
-    cli("train", f"data={data}", f"run={run}", "model=small", "epochs=20", "seed=0", "progress=false", "tensorboard=off")
+    cli("train", f"data={data}", f"run={run}", "recipe=small", "epochs=20", "seed=0", "progress=false", "tensorboard=off")
     ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=True, map_location="cpu")
     weights = {k: v.numpy() for k, v in ckpt["decoder"].items()}
     arrays = {f"weights/{k}": v for k, v in weights.items()}

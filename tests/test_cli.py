@@ -31,9 +31,9 @@ def test_every_command_config_composes_to_its_schema(command):
 
 
 @pytest.mark.parametrize("preset", ["deepsdf", "small"])
-def test_model_presets_compose(preset):
+def test_recipes_compose(preset):
     with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=[f"model={preset}", "epochs=7"]))
+        cfg = OmegaConf.to_object(compose(config_name="train", overrides=[f"recipe={preset}", "epochs=7"]))
     assert isinstance(cfg, TrainConfig) and cfg.epochs == 7
     if preset == "deepsdf":
         assert (cfg.model.depth, cfg.model.width, cfg.model.latent_size, cfg.model.skip_layers) == (8, 512, 256, [4])
@@ -41,6 +41,33 @@ def test_model_presets_compose(preset):
         assert (cfg.lr_decoder, cfg.lr_codes, cfg.lr_halve_every, cfg.clamp) == (5e-4, 1e-3, 500, 0.1)
     else:
         assert cfg.model.width < 512
+
+
+RECIPES = sorted(p.stem for p in (REPO / "conf" / "recipe").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_composes_as_the_budget_code_reads_it(recipe):
+    """Hydra's composition of ``recipe=NAME`` and shapes.recipes' own reading of the file (what a
+    budget run applies) agree on every field; and the recipe names its decoder."""
+    from sdf_autodec.shapes.recipes import apply_preset
+
+    with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
+        composed = OmegaConf.to_object(compose(config_name="train", overrides=[f"recipe={recipe}", "data=d", "run=r"]))
+    assert composed == apply_preset(TrainConfig(data="d", run="r"), recipe)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_group_holds_architectures_only(model):
+    """``conf/model/`` sets decoder fields and nothing else; ``model=NAME`` swaps the decoder and
+    keeps the recipe's training settings."""
+    with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
+        base = OmegaConf.to_object(compose(config_name="train", overrides=["recipe=small"]))
+        swapped = OmegaConf.to_object(compose(config_name="train", overrides=["recipe=small", f"model={model}"]))
+    raw = OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml")
+    assert set(raw) - {"defaults"} <= set(OmegaConf.structured(base.model))
+    assert (swapped.epochs, swapped.lr_decoder, swapped.scenes_per_batch) == (base.epochs, base.lr_decoder, base.scenes_per_batch)
 
 
 def test_every_package_is_listed_in_pyproject():
@@ -59,11 +86,13 @@ def test_top_level_help_lists_the_commands():
 
 def test_command_help_shows_its_config():
     out = cli("train", "--help")
-    assert out.returncode == 0 and "samples_per_scene" in out.stdout and "model: budget_cpu, deepsdf, schema, small" in out.stdout and "budget:" in out.stdout
+    assert out.returncode == 0 and "samples_per_scene" in out.stdout and "budget:" in out.stdout
+    assert "model: deepsdf, medium, schema, small, tcnn, tcnn_hashgrid" in out.stdout
+    assert "recipe: budget_cpu, completion, deepsdf, small, tcnn, tcnn_hashgrid" in out.stdout
 
 
 def test_missing_data_directory_is_one_line(tmp_path):
-    out = cli("train", f"data={tmp_path / 'absent'}", f"run={tmp_path / 'run'}", "model=small")
+    out = cli("train", f"data={tmp_path / 'absent'}", f"run={tmp_path / 'run'}", "recipe=small")
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "absent: data directory not found" in out.stderr
 

@@ -216,7 +216,7 @@ def test_budget_recipe_keeps_what_the_user_gave():
     assert (cfg.scenes_per_batch, cfg.model.depth, cfg.lr_codes) == (3, 3, 0.123)  # kept as given
     assert cfg.model.width == values["model"]["width"] and cfg.lr_decoder == values["lr_decoder"] and cfg.epochs == values["epochs"]
     assert cfg.budget == "30m" and isinstance(cfg, TrainConfig)
-    with pytest.raises(ValueError, match="no training preset"):
+    with pytest.raises(ValueError, match="no training recipe"):
         preset_values("nope")
 
 

@@ -140,7 +140,7 @@ def test_deepsdf_schedule_and_preset_follow_the_official_code():
     import sdf_autodec.cli.commands  # noqa: F401  (registers the schemas)
 
     with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
-        cfg = OmegaConf.to_object(compose(config_name="train", overrides=["model=deepsdf"]))
+        cfg = OmegaConf.to_object(compose(config_name="train", overrides=["recipe=deepsdf"]))
     assert (cfg.scenes_per_batch, cfg.samples_per_scene, cfg.epochs) == (64, 16384, 2000)
     assert (cfg.lr_decoder, cfg.lr_codes, cfg.lr_halve_every, cfg.clamp) == (5e-4, 1e-3, 500, 0.1)
     assert (cfg.code_reg_weight, cfg.code_reg_rampup_epochs, cfg.code_max_norm) == (1e-4, 100, 1.0)
@@ -333,7 +333,7 @@ def test_tcnn_presets_compose_and_build_with_a_stand_in_module():
 
     for preset, otype in (("tcnn", "CutlassMLP"), ("tcnn_hashgrid", "FullyFusedMLP")):
         with initialize_config_module(config_module="sdf_autodec.conf", version_base=None):
-            cfg = OmegaConf.to_object(compose(config_name="train", overrides=[f"model={preset}"]))
+            cfg = OmegaConf.to_object(compose(config_name="train", overrides=[f"recipe={preset}"]))
         log: list = []
         TcnnDecoder(cfg.model, _fake_tcnn(log))
         assert {e[2]["otype"] for e in log if e[0] != "encoding"} == {otype}

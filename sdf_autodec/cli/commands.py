@@ -32,7 +32,7 @@ def run_prep(cfg: PrepConfig) -> None:
 
 
 def given_keys() -> set[str]:
-    """The config keys named on this command line (``model`` for ``model=small``, ``lr_decoder``, ...)."""
+    """The config keys named on this command line (``recipe`` for ``recipe=small``, ``model``, ``lr_decoder``, ...)."""
     from hydra.core.hydra_config import HydraConfig
 
     return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
@@ -43,7 +43,7 @@ def run_train(cfg: TrainConfig) -> None:
     if cfg.budget:
         parse_budget(cfg.budget)  # a bad budget is one line before anything loads
         given = given_keys()
-        if "model" not in given:  # a budget and no model=: the recipe measured best for budgets on this device
+        if "recipe" not in given:  # a budget and no recipe=: the recipe measured best for budgets on this device
             recipe = budget_recipe(resolve_device(cfg.device))
             cfg = apply_preset(cfg, recipe.name, keep=given)
             print(f"train: budget {cfg.budget}, recipe {recipe.name} ({recipe.reason})")

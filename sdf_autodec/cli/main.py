@@ -27,7 +27,7 @@ commands:
 `sdf-autodec <command> --help` shows the command's configuration and presets.
 examples:
   sdf-autodec prep input=meshes/ output=data/
-  sdf-autodec train data=data/ run=runs/a model=small epochs=300
+  sdf-autodec train data=data/ run=runs/a recipe=small epochs=300
   sdf-autodec complete run=runs/a input=data/PartialScans output=completed/
   sdf-autodec reconstruct run=runs/a data=data/ split=test output=recon/ [fit=fast]
   sdf-autodec mesh run=runs/a output=meshes/ mesh.resolution=256

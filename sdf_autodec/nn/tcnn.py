@@ -57,7 +57,7 @@ def check_tcnn_config(cfg: DecoderConfig) -> None:
     if cfg.weight_norm or cfg.dropout > 0:
         raise ValueError(
             "backend=tcnn has no weight norm and no dropout: set model.weight_norm=false model.dropout=0 "
-            "(or use model=tcnn / model=tcnn_hashgrid)"
+            "(or use recipe=tcnn / recipe=tcnn_hashgrid)"
         )
     if cfg.tcnn_network not in TCNN_NETWORKS:
         raise ValueError(f"tcnn_network={cfg.tcnn_network!r}: choose one of {', '.join(TCNN_NETWORKS)}")

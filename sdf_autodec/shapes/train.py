@@ -72,7 +72,7 @@ __all__ = ["TrainConfig", "TrainedModel", "train", "load_trained", "train_config
 
 @dataclass
 class TrainConfig:
-    """Training of the SDF autodecoder (defaults: the DeepSDF recipe; see ``conf/model/deepsdf.yaml``)."""
+    """Training of the SDF autodecoder (defaults: the DeepSDF recipe; see ``conf/recipe/deepsdf.yaml``)."""
 
     data: str = ""
     """Data directory written by ``sdf-autodec prep``."""
@@ -400,7 +400,7 @@ def _write_budget(run: RunDir, cfg: TrainConfig, budget: float, recipe: dict | N
     record = {
         "budget": cfg.budget,
         "budget_seconds": budget,
-        "recipe": recipe or {"name": "as configured", "reason": "the configuration given (model= or explicit keys)"},
+        "recipe": recipe or {"name": "as configured", "reason": "the configuration given (recipe=, model= or explicit keys)"},
         "elapsed_seconds": round(elapsed, 3),
         "epochs_done": epochs,
         "steps_this_session": steps,
