@@ -41,14 +41,11 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.harness import SHARED, completion_training, finish, require, setup  # noqa: E402
+from benchmarks.harness import SHARED, finish, prep_and_train, quick_run, require, setup  # noqa: E402
 from data_prep.dvr import DvrScanConfig, export_dvr_scans  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.pose import upright_table  # noqa: E402
-from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import make_shape  # noqa: E402
-from data_prep.sampling import SampleConfig  # noqa: E402
-from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.shapes.complete import CompleteConfig, complete  # noqa: E402
@@ -56,7 +53,6 @@ from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.evaluate import EvalConfig, evaluate  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
 from sdf_autodec.shapes.pictures import mesh_sheet  # noqa: E402
-from sdf_autodec.shapes.train import train  # noqa: E402
 
 PSB_TABLES = SHARED / "meshes" / "psb" / "Table"
 DVR = SHARED / "scans" / "dvr_tables"
@@ -133,27 +129,14 @@ def main() -> None:
     args = parser.parse_args()
     require("dvr_tables", PSB_TABLES, DVR, why="the shared data")
     setup()
-    if args.quick:
-        args.work, args.epochs, args.procedural, args.iterations = str(Path(args.work).with_name("dvr_tables_quick")), 30, 6, 50
-    work = Path(args.work)
+    work = quick_run(args, "dvr_tables_quick", epochs=30, procedural=6, iterations=50)
     seconds = {}
 
     t0 = time.perf_counter()
     training_meshes(work / "meshes" / "table", args.procedural, args.infomr)
     if args.upright_sheet:
         upright_sheet(work / "meshes" / "table", Path(args.upright_sheet))
-    samples = SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000)
-    report = prep_dataset(
-        PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="tables", normalization="unit_cube",
-                   samples=samples, scans=ScanConfig(views=0), test_fraction=0.0, workers=1, progress=False)
-    )
-    seconds["prep"] = time.perf_counter() - t0
-    print(f"prep: {len(report.ok)} shapes ok, {len(report.rejected)} rejected, {len(report.failed)} failed ({seconds['prep']:.0f} s)", flush=True)
-
-    t0 = time.perf_counter()
-    trained = train(completion_training(work, args.epochs, args.width))
-    seconds["train"] = time.perf_counter() - t0
-    print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
+    report, trained = prep_and_train(work, "tables", args.epochs, args.width, args.quick, seconds, since=t0)
 
     objects = sorted(p.name for p in DVR.iterdir() if (p / "cameras.npz").is_file())[: 4 if args.quick else None]
     results = {}

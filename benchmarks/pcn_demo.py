@@ -39,13 +39,10 @@ import trimesh
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.harness import SHARED, completion_training, finish, require, setup  # noqa: E402
+from benchmarks.harness import SHARED, finish, prep_and_train, quick_run, require, setup  # noqa: E402
 from data_prep.mesh_io import load_mesh  # noqa: E402
 from data_prep.pose import PROCEDURAL_TO_POSE, SHAPENET_V2_TO_POSE, pose  # noqa: E402
-from data_prep.prep import PrepConfig, prep_dataset  # noqa: E402
 from data_prep.procedural import FAMILIES, make_shape  # noqa: E402
-from data_prep.sampling import SampleConfig  # noqa: E402
-from data_prep.scanner import ScanConfig  # noqa: E402
 from sdf_autodec.core.adaptation import AdaptConfig  # noqa: E402
 from sdf_autodec.core.fitting import FitConfig  # noqa: E402
 from sdf_autodec.geometry.pointcloud import nearest  # noqa: E402
@@ -54,7 +51,6 @@ from sdf_autodec.shapes.mesh import MeshConfig  # noqa: E402
 from sdf_autodec.shapes.observations import ObservationConfig  # noqa: E402
 from sdf_autodec.shapes.pictures import RenderConfig, ViewConfig, mesh_sheet, render_inputs  # noqa: E402
 from sdf_autodec.shapes.scans import read_scan  # noqa: E402
-from sdf_autodec.shapes.train import train  # noqa: E402
 
 PCN = SHARED / "scans" / "pcn_demo"
 REAL = {
@@ -109,9 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     require("pcn_demo", PCN, why="the shared data")
     setup()
-    if args.quick:
-        args.work, args.epochs, args.per_family, args.iterations = str(Path(args.work).with_name("pcn_demo_quick")), 20, 3, 50
-    work = Path(args.work)
+    work = quick_run(args, "pcn_demo_quick", epochs=20, per_family=3, iterations=50)
     seconds = {}
 
     t0 = time.perf_counter()
@@ -131,18 +125,7 @@ def main() -> None:
                 posed_sheets.append(mesh_sheet(paths, work / "pictures" / f"posed_{cls}.png", size=100, columns=12, azimuth=60))
             else:
                 print(f"real meshes: none of class {cls} could be read and posed", flush=True)
-    report = prep_dataset(
-        PrepConfig(input=str(work / "meshes"), output=str(work / "data"), dataset="procedural", normalization="unit_cube",
-                   samples=SampleConfig(num_samples=20_000 if args.quick else 100_000, surface_points=5_000),
-                   scans=ScanConfig(views=0), test_fraction=0.0, workers=1, progress=False)
-    )
-    seconds["prep"] = time.perf_counter() - t0
-    print(f"prep: {len(report.ok)} shapes ok ({seconds['prep']:.0f} s)", flush=True)
-
-    t0 = time.perf_counter()
-    trained = train(completion_training(work, args.epochs, args.width))
-    seconds["train"] = time.perf_counter() - t0
-    print(f"train: {len(trained.ids)} shapes, {args.epochs} epochs ({seconds['train']:.0f} s)", flush=True)
+    report, trained = prep_and_train(work, "procedural", args.epochs, args.width, args.quick, seconds, since=t0)
 
     kept = set(trained.ids)  # the shapes prep kept, by file stem
     trained_classes = {path.parent.name for path in (work / "meshes").glob("*/*.ply") if path.stem in kept}
