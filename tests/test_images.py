@@ -276,20 +276,28 @@ def test_quick_preset_end_to_end(tmp_path):
         assert set(m) >= keys and all(isinstance(m[k], float) and math.isfinite(m[k]) and m[k] >= 0 for k in keys), m
 
     assert set(results["center"]) == {"8", "12", "16", "20"}
+    baselines = {"ae_mask_trained", "mean_fill", "retrieval"}
     for entry in results["center"].values():
-        assert set(entry) >= {"ae_masked_input", "ae_masked_loss", "ad"}
+        assert set(entry) >= {"ae_masked_input", "ae_masked_loss", "ad"} | baselines
         for m in entry.values():
             check(m)
+            assert 0 <= m["digit_accuracy"] <= 1
     for name in ("random50", "top_half"):
-        check(results[name]["ae"])
-        check(results[name]["ad"])
+        assert set(results[name]) >= {"ae", "ad"} | baselines
+        for m in results[name].values():
+            check(m)
+            assert 0 <= m["digit_accuracy"] <= 1
+        assert results[name]["ae_mask_trained"] == results[name]["ae"]  # the same AE under its new name
+    assert 0 <= results["full"]["ad"]["digit_accuracy"] <= 1
+    assert results["classifier"]["test_images"] == 10_000 and 0 <= results["classifier"]["test_accuracy"] <= 1
     for model in ("ae", "ad"):
         s = results["clusters"][model]
         assert 0 <= s["knn_accuracy"] <= 1 and -1 <= s["silhouette"] <= 1
     for figure in ("loss_curves.png", "completion_center12.png", "tsne.png", "interpolation_strip.png", "ad_progress.png"):
         assert (out_dir / figure).stat().st_size > 1000, figure
     report = (out_dir / "report.md").read_text()
-    assert "| centre 8x8 | ad |" in report and "![tsne](tsne.png)" in report
+    assert "| centre 8x8 | ad |" in report and "| centre 8x8 | retrieval |" in report and "![tsne](tsne.png)" in report
+    assert "Highest digit accuracy" in report and "Lowest MSE on the hidden pixels" in report
     page = (out_dir / "report.html").read_text()  # the same tables and figures, self-contained
     assert "<td class=\"text\">centre 8x8</td>" in page and page.count('src="data:image/png;base64,') >= 5
     # a later stage alone reuses the trained models
@@ -315,3 +323,47 @@ def test_code_cache_key_tells_apart_decoders_whose_weights_sum_alike(tmp_path):
     assert torch.equal(cache.read(weights_digest(a)), torch.ones(3, 2)) and cache.read(weights_digest(b)) is None
     (tmp_path / "codes.pt").write_bytes(b"not a tensor file")
     assert cache.read(weights_digest(a)) is None  # only a cache: unreadable means fit again
+
+
+def test_mean_fill_and_retrieval_are_the_trivial_answers():
+    from sdf_autodec.images.baselines import mean_fill, nearest_on_visible, retrieval
+    from sdf_autodec.images.masks import make_mask
+
+    g = torch.Generator().manual_seed(0)
+    training = torch.rand(50, 1, 32, 32, generator=g)
+    masks = make_mask("random50", 6, 32, g)
+    test = training[[3, 17, 17, 40, 0, 49]].clone()
+    filled = mean_fill(test, masks, training)
+    hidden = masks == 0
+    mean = training.mean(0, keepdim=True).expand_as(test)
+    assert torch.equal(filled[hidden], mean[hidden]) and torch.equal(filled[~hidden], test[~hidden])
+    # a test image that is a training image is retrieved exactly, whatever is hidden
+    completed, index = retrieval(test, masks, training)
+    assert index.tolist() == [3, 17, 17, 40, 0, 49] and torch.allclose(completed, test)
+    # the distance counts the visible pixels only: a training image that differs only where the
+    # test image is hidden is as near as the test image itself
+    centre = make_mask("center12", 1, 32)
+    other = test[:1].clone()
+    other[centre.expand_as(other) == 0] = 1.0 - other[centre.expand_as(other) == 0]
+    bank = torch.cat([torch.rand(5, 1, 32, 32, generator=g), other])
+    assert nearest_on_visible(test[:1], centre, bank).item() == 5
+    # naive check of the three-product distance
+    x, m = test[1:2], masks[1:2]
+    naive = ((m * (x - training)) ** 2).flatten(1).sum(1).argmin().item()
+    assert nearest_on_visible(x, m, training).item() == naive
+
+
+@needs_mnist
+def test_digit_classifier_is_accurate_on_the_real_test_images():
+    from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
+    from sdf_autodec.images.data import load_split
+
+    torch.manual_seed(0)
+    cfg = ClassifierConfig(epochs=2)
+    train = load_split(MNIST, "train", 32, count=12000, seed=0)
+    test = load_split(MNIST, "test", 32, count=2000, seed=0)
+    model = make_classifier(cfg)
+    result = train_classifier(model, train.images, train.labels, cfg, seed=0, progress=False)
+    assert result["history"][0]["train_accuracy"] > 0.5
+    assert digit_accuracy(model, test.images, test.labels) > 0.93  # 12 000 images, two epochs (all 60 000, three: 0.986)
+    assert digit_accuracy(model, torch.zeros(100, 1, 32, 32), torch.full((100,), 3)) < 0.9  # not a constant answer

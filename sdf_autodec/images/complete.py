@@ -15,7 +15,14 @@ Experiments (each scored by :func:`~sdf_autodec.images.metrics.masked_scores` on
   half): ``ae`` is the AE's best fair chance, an AE trained on its training images with masks of
   the same kind on its input (the loss on every pixel), fed the masked image; ``ae_masked_input``
   is the plain AE fed the masked image; ``ad`` the autodecoder;
+- in every masked experiment, where the models are given: ``ae_mask_trained`` (the AE trained with
+  that same mask on its input: the AD's fair rival; for ``random50`` and ``top_half`` the same
+  outputs as ``ae``), and the trivial answers of :mod:`~sdf_autodec.images.baselines`,
+  ``mean_fill`` and ``retrieval`` (from the training images);
 - ``full`` (nothing hidden): plain reconstruction by both (scored on the whole image only).
+
+With a classifier and the test labels, every entry also gets ``digit_accuracy``: the fraction of
+completions the fixed classifier (:mod:`~sdf_autodec.images.classifier`) labels as the true digit.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from tqdm import tqdm
 
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import torch_generator
+from sdf_autodec.images.baselines import mean_fill, retrieval
+from sdf_autodec.images.classifier import digit_accuracy
 from sdf_autodec.images.masks import make_mask
 from sdf_autodec.images.metrics import masked_scores, psnr, region_mse
 from sdf_autodec.images.train import fit_codes
@@ -46,6 +55,10 @@ class CompletionModels:
     ad: nn.Module
     """The AD's decoder (``CoordConvDecoder``)."""
     latent_size: int
+    training_images: torch.Tensor | None = None
+    """``(M, C, S, S)``: the training images of the trivial answers (``mean_fill``, ``retrieval``); None: no baselines."""
+    classifier: nn.Module | None = None
+    """The fixed digit classifier that scores ``digit_accuracy``; None: not scored."""
 
 
 @dataclass
@@ -87,6 +100,11 @@ def _score(outcome: Outcome, truth: torch.Tensor) -> None:
     outcome.scores = {name: masked_scores(out, truth, outcome.masks) for name, out in outcome.outputs.items()}
 
 
+def _score_digits(outcome: Outcome, classifier: nn.Module, labels: torch.Tensor) -> None:
+    for name, out in outcome.outputs.items():
+        outcome.scores[name]["digit_accuracy"] = digit_accuracy(classifier, out, labels)
+
+
 def run_experiments(
     models: CompletionModels,
     images: torch.Tensor,
@@ -96,8 +114,10 @@ def run_experiments(
     seed: int,
     batch_size: int = 1000,
     progress: bool = True,
+    labels: torch.Tensor | None = None,
 ) -> tuple[dict[str, Outcome], torch.Tensor]:
-    """Every experiment of the module docstring on ``images: (N, C, S, S)``.
+    """Every experiment of the module docstring on ``images: (N, C, S, S)`` (digits ``labels: (N,)``,
+    needed for ``digit_accuracy``).
 
     Returns ``{"center8": Outcome, ..., "random50": ..., "top_half": ..., "full": ...}`` and the AD's
     codes of the unmasked images ``(N, D)`` (for the latent-space figures).
@@ -129,6 +149,15 @@ def run_experiments(
                 outcome.inputs["ae"], outcome.outputs["ae"] = masked, ae_outputs(trained, masked)
             else:  # no AE trained with such masks: the plain AE fed the masked image is its best chance here
                 outcome.inputs["ae"], outcome.outputs["ae"] = masked, outcome.outputs["ae_masked_input"]
+        if name != "full":
+            if name.startswith("center") and name in models.ae_mask_trained:
+                outcome.inputs["ae_mask_trained"], outcome.outputs["ae_mask_trained"] = masked, ae_outputs(models.ae_mask_trained[name], masked)
+            elif name in models.ae_mask_trained:
+                outcome.inputs["ae_mask_trained"], outcome.outputs["ae_mask_trained"] = masked, outcome.outputs["ae"]
+            if models.training_images is not None:
+                outcome.inputs["mean_fill"] = outcome.inputs["retrieval"] = masked
+                outcome.outputs["mean_fill"] = mean_fill(images, masks, models.training_images)
+                outcome.outputs["retrieval"], _ = retrieval(images, masks, models.training_images)
         fit_masks = None if name == "full" else masks
         outcome.outputs["ad"], codes = ad_complete(models.ad, images, fit_masks, models.latent_size, fit, batch_size)
         outcome.inputs["ad"] = masked
@@ -137,6 +166,8 @@ def run_experiments(
             outcome.scores = {k: _whole_only(out, images) for k, out in outcome.outputs.items()}
         else:
             _score(outcome, images)
+        if models.classifier is not None and labels is not None:
+            _score_digits(outcome, models.classifier, labels)
         outcomes[name] = outcome
     return outcomes, full_codes
 

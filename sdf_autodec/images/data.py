@@ -115,3 +115,13 @@ def load_splits(data_dir: str | Path, cfg: DataConfig, seed: int = 0) -> MnistSp
         val=_subset(train_images, train_labels, order[cfg.train_size : cfg.train_size + cfg.val_size], cfg.image_size),
         test=_subset(test_images, test_labels, test_order[: cfg.test_size], cfg.image_size),
     )
+
+
+def load_split(data_dir: str | Path, split: str, size: int = 32, count: int = 0, seed: int = 0) -> ImageSet:
+    """All images of MNIST's ``split`` (``train`` or ``test``), or ``count`` of them drawn by ``seed``
+    (0: all), padded to ``size``: what the digit classifier learns from."""
+    images, labels = load_mnist(data_dir, split)
+    if count < 0 or count > len(images):
+        raise ValueError(f"{count} images asked of the {len(images)} {split} images")
+    index = torch.arange(len(images)) if count == 0 else torch.randperm(len(images), generator=torch_generator(seed, "mnist-full", split))[:count]
+    return _subset(images, labels, index, size)

@@ -203,20 +203,20 @@ def _m(entry: dict | None, key: str, fmt: str) -> str:
     return format(entry[key], fmt)
 
 
-def _winners(results: dict) -> dict[str, str]:
-    """Experiment → the model with the lowest ``mse_hidden``."""
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier")
+"""Keys of ``results.json`` that are not masked-completion experiments."""
+
+
+def _winners(results: dict, key: str = "mse_hidden", best=min) -> dict[str, str]:
+    """Experiment → the model with the best ``key`` (``min`` for an error, ``max`` for an accuracy)."""
     experiments = {f"centre {k}": v for k, v in results.get("center", {}).items()}
-    experiments.update({k: v for k, v in results.items() if k not in ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation") and isinstance(v, dict)})
+    experiments.update({k: v for k, v in results.items() if k not in SKIP and isinstance(v, dict)})
     winners = {}
     for name, entry in experiments.items():
-        scored = {m: s["mse_hidden"] for m, s in entry.items() if isinstance(s, dict) and s.get("mse_hidden") is not None}
+        scored = {m: s[key] for m, s in entry.items() if isinstance(s, dict) and s.get(key) is not None}
         if scored:
-            winners[name] = min(scored, key=scored.get)
+            winners[name] = best(scored, key=scored.get)
     return winners
-
-
-SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation")
-"""Keys of ``results.json`` that are not masked-completion experiments."""
 
 
 def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[str]]]]:
@@ -234,22 +234,31 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
         )
     sections.append(("", intro, [], []))
     rows = []
+
+    def row(experiment: str, model: str, m: dict, hidden: bool = True) -> list[str]:
+        masked = [_m(m, "mse_hidden", ".4f"), _m(m, "psnr_hidden", ".2f")] if hidden else ["–", "–"]
+        return [experiment, model, *masked, _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f"), _m(m, "digit_accuracy", ".3f")]
+
     for size, entry in results.get("center", {}).items():
-        for model, m in entry.items():
-            rows.append([f"centre {size}x{size}", model, _m(m, "mse_hidden", ".4f"), _m(m, "psnr_hidden", ".2f"), _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
+        rows += [row(f"centre {size}x{size}", model, m) for model, m in entry.items()]
     for name in [k for k in results if k not in SKIP and isinstance(results[k], dict)]:
-        for model, m in results[name].items():
-            if isinstance(m, dict):
-                rows.append([name, model, _m(m, "mse_hidden", ".4f"), _m(m, "psnr_hidden", ".2f"), _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
-    for model, m in results.get("full", {}).items():
-        rows.append(["nothing hidden", model, "–", "–", _m(m, "mse_whole", ".4f"), _m(m, "psnr_whole", ".2f")])
+        rows += [row(name, model, m) for model, m in results[name].items() if isinstance(m, dict)]
+    rows += [row("nothing hidden", model, m, hidden=False) for model, m in results.get("full", {}).items()]
     if rows:
         paragraphs = []
-        winners = _winners(results)
-        if winners:
-            paragraphs.append("Lowest MSE on the hidden pixels: " + "; ".join(f"{name}: **{model}**" for name, model in winners.items()) + ".")
+        classifier = results.get("classifier", {})
+        if classifier:
+            paragraphs.append(
+                f"Digit accuracy: a fixed classifier (trained once on {classifier.get('train_images')} MNIST training images, "
+                f"{classifier.get('epochs')} epochs) labels the completions; on the {classifier.get('test_images')} real test images "
+                f"it scores {_m(classifier, 'test_accuracy', '.4f')}, the ceiling of that column."
+            )
+        for label, winners in (("Lowest MSE on the hidden pixels", _winners(results)), ("Highest digit accuracy", _winners(results, "digit_accuracy", max))):
+            if winners:
+                paragraphs.append(f"{label}: " + "; ".join(f"{name}: **{model}**" for name, model in winners.items()) + ".")
         paragraphs += [f"- **{k}**: {v}" for k, v in results.get("notes", {}).items()]
-        sections.append(("Masked completion", paragraphs, ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)"], rows))
+        columns = ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)", "digit accuracy"]
+        sections.append(("Masked completion", paragraphs, columns, rows))
     clusters = results.get("clusters", {})
     if clusters:
         rows = [[model, _m(c, "knn_accuracy", ".3f"), _m(c, "silhouette", ".3f"), _m(c, "silhouette_train", ".3f")] for model, c in clusters.items()]

@@ -2,12 +2,16 @@
 
 Stages (``stages=[...]``, run in this order; a later stage loads what an earlier run wrote)::
 
+    train-classifier  the fixed digit classifier (``images.classifier``) on MNIST's training images
+                 → DIR/models/classifier.pt; results.json: classifier (its accuracy on the 10 000 test images)
     train-ae     the AE; one AE per centre square trained with a loss that ignores it; one AE per
-                 extra mask (random50, top_half) trained with such masks on its input
+                 mask (each centre square, random50, top_half) trained with such masks on its input
                  → DIR/models/ae*.pt
     train-ad     the autodecoder (decoder + one code per training image)
                  → DIR/models/ad.pt, DIR/ad_progress.png
-    complete     the masked experiments on the test images (AD codes fitted in batches)
+    complete     the masked experiments on the test images (AD codes fitted in batches), beside the
+                 mask-trained AEs and the trivial answers (mean fill, retrieval), each scored on
+                 hidden-pixel MSE and the classifier's digit accuracy
                  → results.json: center, random50, top_half, full; DIR/completion_<mask>.png;
                    DIR/models/ad_test_codes.pt (the AD's codes of the unmasked test images)
     interpolate  linear interpolation between pairs of test images in both latent spaces
@@ -32,8 +36,9 @@ import torch
 from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
 from sdf_autodec.images.complete import CompletionModels, ad_decode, run_experiments
-from sdf_autodec.images.data import DataConfig, MnistSplits, load_splits
+from sdf_autodec.images.data import DataConfig, MnistSplits, load_split, load_splits
 from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
 from sdf_autodec.images.masks import center_square, make_mask
 from sdf_autodec.images.report import (
@@ -51,7 +56,7 @@ from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
-STAGES = ("train-ae", "train-ad", "complete", "interpolate", "tsne", "report")
+STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "report")
 FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
            "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
            "interpolation_strip.png", "tsne.png", "ad_progress.png")
@@ -67,7 +72,7 @@ class MnistConfig:
     """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
     points it at the workspace's ``../shared/data/mnist``)."""
     stages: list[str] = field(default_factory=lambda: list(STAGES))
-    """Stages to run, of: train-ae, train-ad, complete, interpolate, tsne, report."""
+    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, report."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which images: sizes of the training, validation and test subsets."""
     net: ConvNetConfig = field(default_factory=lambda: ConvNetConfig(latent_size=32, channels=[16, 32, 64]))
@@ -87,7 +92,10 @@ class MnistConfig:
     extra_masks: list[str] = field(default_factory=lambda: ["random50", "top_half"])
     """Further masks (randomP, top_half, left_half ...), where an AE has no natural answer."""
     ae_mask_training: bool = True
-    """Train one AE per extra mask with such masks on its input (the AE's best fair chance there)."""
+    """Train one AE per mask (each centre square and extra mask) with such masks on its input (the
+    AE's fair rival to the AD there)."""
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    """The fixed digit classifier behind every ``digit_accuracy``."""
     fit_batch_size: int = 1000
     """Test images whose codes are fitted together in one batch."""
     examples: int = 8
@@ -132,6 +140,8 @@ def validate(cfg: MnistConfig) -> None:
         make_mask(name, 1, cfg.net.image_size)
     if min(cfg.examples, cfg.interpolation_pairs, cfg.interpolation_steps, cfg.tsne_points, cfg.knn_k, cfg.fit_batch_size, cfg.progress_images) < 1:
         raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
+    if cfg.classifier.epochs < 1 or cfg.classifier.batch_size < 1 or cfg.classifier.train_size < 0:
+        raise ValueError(f"impossible classifier: epochs={cfg.classifier.epochs}, batch_size={cfg.classifier.batch_size}, train_size={cfg.classifier.train_size}")
     if not cfg.data_dir:
         raise ValueError("mnist needs data_dir= (the folder of MNIST's IDX files)")
 
@@ -149,6 +159,13 @@ class Study:
         self.signature = {"net": asdict(cfg.net), "data": asdict(cfg.data), "seed": cfg.seed}
         self.models = ModelStore(self.out / "models", self.signature)
         self.test_codes = CodeCache(self.models.folder / "ad_test_codes.pt")
+        self.classifiers = ModelStore(self.out / "models", {"classifier": asdict(cfg.classifier), "image_size": cfg.net.image_size, "seed": cfg.seed})
+        """The classifier depends on its own recipe, not on the study's networks or subsets."""
+
+    def load_classifier(self) -> torch.nn.Module:
+        model = make_classifier(self.cfg.classifier, self.cfg.net.image_size)
+        model.load_state_dict(self.classifiers.load("classifier", "mnist-classifier")["decoder"])
+        return model.to(self.device).eval()
 
     def load_ae(self, name: str) -> ConvAutoencoder:
         model = ConvAutoencoder(self.cfg.net)
@@ -183,12 +200,26 @@ class Study:
 
     # -- stages --------------------------------------------------------------------------------
 
+    def train_classifier(self) -> None:
+        cfg = self.cfg
+        train = load_split(cfg.data_dir, "train", cfg.net.image_size, cfg.classifier.train_size, cfg.seed)
+        test = load_split(cfg.data_dir, "test", cfg.net.image_size)
+        seed_global(cfg.seed, "classifier", "init")
+        model = make_classifier(cfg.classifier, cfg.net.image_size).to(self.device)
+        result = train_classifier(model, train.images, train.labels, cfg.classifier, cfg.seed, progress=cfg.progress)
+        self.classifiers.save("classifier", "mnist-classifier", model, cfg.classifier.epochs, torch.zeros(0, 10), [])
+        accuracy = digit_accuracy(model, test.images, test.labels)
+        update_results(self.results, {"classifier": {
+            "test_accuracy": accuracy, "test_images": len(test), "train_images": len(train), "epochs": cfg.classifier.epochs,
+            "seconds": result["seconds"], "history": result["history"],
+        }})
+
     def train_ae(self) -> None:
         cfg, train, val = self.cfg, self.splits.train.images, self.splits.val.images
         variants = [("ae", None, None)]
         variants += [(f"ae_masked_loss_center{s}", center_square(s, cfg.net.image_size), None) for s in cfg.center_sizes]
         if cfg.ae_mask_training:
-            for name in cfg.extra_masks:
+            for name in [f"center{s}" for s in cfg.center_sizes] + list(cfg.extra_masks):
                 variants.append((f"ae_mask_trained_{name}", None, lambda n, g, name=name: make_mask(name, n, cfg.net.image_size, g)))
         for name, loss_mask, input_masks in variants:
             seed_global(cfg.seed, name, "init")
@@ -215,7 +246,7 @@ class Study:
         cfg = self.cfg
         ae_mask_trained = {}
         if cfg.ae_mask_training:
-            ae_mask_trained = {name: self.load_ae(f"ae_mask_trained_{name}") for name in cfg.extra_masks}
+            ae_mask_trained = {name: self.load_ae(f"ae_mask_trained_{name}") for name in [f"center{s}" for s in cfg.center_sizes] + list(cfg.extra_masks)}
         decoder, _ = self.load_ad()
         models = CompletionModels(
             ae=self.load_ae("ae"),
@@ -223,9 +254,13 @@ class Study:
             ae_mask_trained=ae_mask_trained,
             ad=decoder,
             latent_size=cfg.net.latent_size,
+            training_images=self.splits.train.images,
+            classifier=self.load_classifier(),
         )
         images = self.splits.test.images
-        outcomes, full_codes = run_experiments(models, images, cfg.center_sizes, cfg.extra_masks, cfg.fit, cfg.seed, cfg.fit_batch_size, cfg.progress)
+        outcomes, full_codes = run_experiments(
+            models, images, cfg.center_sizes, cfg.extra_masks, cfg.fit, cfg.seed, cfg.fit_batch_size, cfg.progress, labels=self.splits.test.labels
+        )
         self.test_codes.write(self._codes_key(decoder), full_codes)
         shown = slice(0, min(cfg.examples, len(images)))
         for name, outcome in outcomes.items():
@@ -243,6 +278,11 @@ class Study:
             )
             notes[f"{name}.ae_masked_input"] = "the AE trained normally, fed the masked test image"
         notes["center.ae_masked_loss"] = "an AE trained with a loss that ignores the centre square, fed the whole test image (as in the original study)"
+        if cfg.ae_mask_training:
+            notes["ae_mask_trained"] = "an AE trained on the training images with that same mask on its input (loss on every pixel), fed the masked test image: the AD's fair rival"
+        notes["mean_fill"] = "the mean training image on the hidden pixels, the visible ones as given (a trivial answer)"
+        notes["retrieval"] = "the training image nearest on the visible pixels, on the hidden pixels; the visible ones as given (a trivial answer)"
+        notes["digit_accuracy"] = "the fraction of completions the fixed classifier labels as the true digit (its own accuracy on real test images: 'classifier' in results.json)"
         notes["ad"] = f"codes fitted to the visible pixels only ({cfg.fit.iterations} Adam steps, {cfg.fit_batch_size} images per batch), decoder frozen"
         parts["notes"] = notes
         update_results(self.results, parts)
@@ -331,7 +371,7 @@ def run_mnist(cfg: MnistConfig) -> dict:
     study = Study(cfg)
     study.out.mkdir(parents=True, exist_ok=True)
     update_results(study.results, {"config": asdict(cfg)})
-    actions = {"train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "report": study.report}
+    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "report": study.report}
     for stage in STAGES:
         if stage not in cfg.stages:
             continue
