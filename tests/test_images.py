@@ -367,3 +367,44 @@ def test_digit_classifier_is_accurate_on_the_real_test_images():
     assert result["history"][0]["train_accuracy"] > 0.5
     assert digit_accuracy(model, test.images, test.labels) > 0.93  # 12 000 images, two epochs (all 60 000, three: 0.986)
     assert digit_accuracy(model, torch.zeros(100, 1, 32, 32), torch.full((100,), 3)) < 0.9  # not a constant answer
+
+
+def _toy_digits(n: int = 64, seed: int = 0):
+    """Two 'digits': a class template (a bright square, left or right) plus per-image noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    templates = torch.zeros(2, 1, 32, 32)
+    templates[0, :, 8:24, 4:14] = 0.8
+    templates[1, :, 8:24, 18:28] = 0.8
+    images = (templates[labels] + 0.15 * torch.rand(n, 1, 32, 32, generator=g)).clamp(0, 1)
+    return images, labels
+
+
+def test_collapse_rows_reach_their_optima_on_a_toy_set():
+    """The one-hot decoder's output approaches its class mean, the noise decoder's the global mean,
+    and the fixed random codes never move."""
+    from sdf_autodec.images.collapse import CollapseConfig, class_means, code_source, collapse_scores, input_size, train_on_codes
+    from sdf_autodec.images.complete import ad_decode
+
+    images, labels = _toy_digits()
+    net = ConvNetConfig(latent_size=4, channels=[4, 8, 8])
+    cfg = CollapseConfig(epochs=40, batch_size=16, lr=3e-3)
+    global_mean, by_class = images.mean(0, keepdim=True), class_means(images, labels)
+    scores = {}
+    for kind in ("noise", "onehot_noise", "fixed_random"):
+        torch.manual_seed(0)
+        decoder = CoordConvDecoder(ConvNetConfig(**{**vars(net), "latent_size": input_size(kind, 4)}))
+        source = code_source(kind, 4, labels, 0.1, seed=0)
+        before = source(torch.arange(8), torch.Generator().manual_seed(1)).clone()
+        train_on_codes(decoder, images, source, cfg, seed=0, name=kind, progress=False)
+        after = source(torch.arange(8), torch.Generator().manual_seed(2))
+        if kind == "fixed_random":
+            assert torch.equal(before, after)  # never updated, whatever the generator
+        else:
+            assert not torch.equal(before, after)  # fresh noise at every draw
+        outputs = ad_decode(decoder, source(torch.arange(len(images)), torch.Generator().manual_seed(3)))
+        scores[kind] = collapse_scores(outputs, images, labels, global_mean, by_class)
+    between = (by_class[labels] - global_mean).pow(2).mean().item()  # how far the class means lie from the global mean
+    assert scores["onehot_noise"]["mse_class_mean"] < 0.3 * between < scores["onehot_noise"]["mse_global_mean"]
+    assert scores["noise"]["mse_global_mean"] < 0.3 * between < scores["noise"]["mse_class_mean"]
+    assert scores["noise"]["output_variance"] < 0.2 * scores["onehot_noise"]["output_variance"], (scores, between)

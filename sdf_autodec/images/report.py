@@ -203,7 +203,7 @@ def _m(entry: dict | None, key: str, fmt: str) -> str:
     return format(entry[key], fmt)
 
 
-SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier")
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse")
 """Keys of ``results.json`` that are not masked-completion experiments."""
 
 
@@ -259,6 +259,9 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
         paragraphs += [f"- **{k}**: {v}" for k, v in results.get("notes", {}).items()]
         columns = ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)", "digit accuracy"]
         sections.append(("Masked completion", paragraphs, columns, rows))
+    collapse = results.get("collapse", {})
+    if collapse.get("rows"):
+        sections.append(_collapse_section(collapse))
     clusters = results.get("clusters", {})
     if clusters:
         rows = [[model, _m(c, "knn_accuracy", ".3f"), _m(c, "silhouette", ".3f"), _m(c, "silhouette_train", ".3f")] for model, c in clusters.items()]
@@ -275,6 +278,42 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
         wall = ["Wall time per stage (s): " + ", ".join(f"{k} {seconds[k]:.1f}" for k in order)] if seconds else []
         sections.append(("Training", wall, ["model", "epochs", "final train MSE", "final validation MSE", "seconds"], rows))
     return sections
+
+
+def _collapse_section(collapse: dict) -> tuple[str, list[str], list[str], list[list[str]]]:
+    """The collapse table and what its numbers say (``images.collapse``)."""
+    rows_in = collapse["rows"]
+    rows = [[name, _m(r["train"], "mse_truth", ".4f"), _m(r["test"], "mse_truth", ".4f"), _m(r["test"], "mse_global_mean", ".4f"),
+             _m(r["test"], "mse_class_mean", ".4f"), _m(r["test"], "output_variance", ".2e")] for name, r in rows_in.items()]
+    paragraphs = [f"Decoders trained {collapse.get('epochs')} epochs each; MSE per pixel, outputs clamped to [0, 1]; "
+                  "'to global / class mean' compare the test outputs with the mean training image and with the mean training image of each image's digit."]
+
+    def test(name: str, key: str) -> float | None:
+        return rows_in.get(name, {}).get("test", {}).get(key)
+
+    def g(x: float | None) -> str:
+        return "–" if x is None else format(x, ".3g")
+
+    ad_var = test("ad", "output_variance")
+    for name in ("noise", "ae_zero_input_on_zeros"):
+        var, to_mean = test(name, "output_variance"), test(name, "mse_global_mean")
+        if var is not None and ad_var:
+            verdict = "collapsed: one image for all" if var < 0.05 * ad_var else "not collapsed"
+            paragraphs.append(f"- **{name}**: output variance {g(var)} against the AD's {g(ad_var)}, {g(to_mean)} from the global mean image: {verdict}.")
+    to_class, to_global = test("onehot_noise", "mse_class_mean"), test("onehot_noise", "mse_global_mean")
+    if to_class is not None:
+        verdict = ("nearer its class mean than the global mean, as the optimum for a label (the class mean) predicts" if to_class < to_global
+                   else "not nearer its class mean than the global mean: short of the class-mean optimum")
+        paragraphs.append(f"- **onehot_noise**: {g(to_class)} from each digit's class mean, {g(to_global)} from the global mean: {verdict}.")
+    for name in ("fixed_random", "ad"):
+        if name in rows_in:
+            r = rows_in[name]
+            paragraphs.append(f"- **{name}**: MSE to the truth {g(r['train']['mse_truth'])} on the training images, {g(r['test']['mse_truth'])} on the test images "
+                              f"(codes fitted with the decoder frozen), output variance {g(r['test']['output_variance'])}.")
+    for name, note in collapse.get("notes", {}).items():
+        paragraphs.append(f"- *{name}*: {note}")
+    return ("Do uninformative inputs collapse to the mean?", paragraphs,
+            ["row", "MSE to truth (train)", "MSE to truth (test)", "to global mean (test)", "to class mean (test)", "output variance (test)"], rows)
 
 
 def write_report(path: Path, results: dict, figures: list[str]) -> None:

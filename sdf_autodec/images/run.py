@@ -18,6 +18,9 @@ Stages (``stages=[...]``, run in this order; a later stage loads what an earlier
                  → DIR/interpolation_midpoint.png, DIR/interpolation_strip.png
     tsne         t-SNE maps of both latent spaces, k-NN accuracy and silhouette by digit
                  → results.json: clusters; DIR/tsne.png
+    collapse     the same decoder fed uninformative codes (fresh noise, a label plus noise, fixed
+                 random codes) and an AE fed zeros, beside the AE and the AD (``images.collapse``)
+                 → results.json: collapse
     report       → DIR/loss_curves.png, DIR/report.md
 
 Every stage records its wall time in ``results.json["seconds"]``.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,8 +39,9 @@ import torch
 from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.images.collapse import SOURCES, CollapseConfig, class_means, code_source, collapse_scores, input_size, train_on_codes
 from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
-from sdf_autodec.images.complete import CompletionModels, ad_decode, run_experiments
+from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
 from sdf_autodec.images.data import DataConfig, MnistSplits, load_split, load_splits
 from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
 from sdf_autodec.images.masks import center_square, make_mask
@@ -56,7 +60,7 @@ from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
-STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "report")
+STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "collapse", "report")
 FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
            "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
            "interpolation_strip.png", "tsne.png", "ad_progress.png")
@@ -72,7 +76,7 @@ class MnistConfig:
     """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
     points it at the workspace's ``../shared/data/mnist``)."""
     stages: list[str] = field(default_factory=lambda: list(STAGES))
-    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, report."""
+    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, collapse, report."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which images: sizes of the training, validation and test subsets."""
     net: ConvNetConfig = field(default_factory=lambda: ConvNetConfig(latent_size=32, channels=[16, 32, 64]))
@@ -96,6 +100,8 @@ class MnistConfig:
     AE's fair rival to the AD there)."""
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     """The fixed digit classifier behind every ``digit_accuracy``."""
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
+    """The decoders of the collapse table (its AE rows train with ``ae``)."""
     fit_batch_size: int = 1000
     """Test images whose codes are fitted together in one batch."""
     examples: int = 8
@@ -142,6 +148,8 @@ def validate(cfg: MnistConfig) -> None:
         raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
     if cfg.classifier.epochs < 1 or cfg.classifier.batch_size < 1 or cfg.classifier.train_size < 0:
         raise ValueError(f"impossible classifier: epochs={cfg.classifier.epochs}, batch_size={cfg.classifier.batch_size}, train_size={cfg.classifier.train_size}")
+    if cfg.collapse.epochs < 1 or cfg.collapse.batch_size < 1:
+        raise ValueError(f"impossible collapse training: epochs={cfg.collapse.epochs}, batch_size={cfg.collapse.batch_size}")
     if not cfg.data_dir:
         raise ValueError("mnist needs data_dir= (the folder of MNIST's IDX files)")
 
@@ -347,6 +355,53 @@ class Study:
         tsne_figure(self.out / "tsne.png", embeddings, test.labels[:n].numpy(), scores)
         update_results(self.results, {"clusters": scores})
 
+    def collapse(self) -> None:
+        """The collapse table (``images.collapse``): per row, scores on the training and test images."""
+        cfg, train, test = self.cfg, self.splits.train, self.splits.test
+        d, size = cfg.net.latent_size, cfg.net.image_size
+        global_mean, by_class = train.images.mean(0, keepdim=True), class_means(train.images, train.labels)
+
+        def scored(on_train: torch.Tensor, on_test: torch.Tensor) -> dict:
+            return {"train": collapse_scores(on_train, train.images, train.labels, global_mean, by_class),
+                    "test": collapse_scores(on_test, test.images, test.labels, global_mean, by_class)}
+
+        rows, seconds = {}, {}
+        ae = self.load_ae("ae")
+        rows["ae"] = scored(ae_outputs(ae, train.images), ae_outputs(ae, test.images))
+        seed_global(cfg.seed, "ae_zero_input", "init")
+        blind = ConvAutoencoder(cfg.net).to(self.device)
+        result = train_autoencoder(blind, train.images, self.splits.val.images, cfg.ae, cfg.seed, name="ae_zero_input",
+                                   input_masks=lambda n, g: torch.zeros(n, 1, size, size), progress=cfg.progress)
+        seconds["ae_zero_input"] = result.seconds
+        zeros = torch.zeros_like
+        rows["ae_zero_input_on_zeros"] = scored(ae_outputs(blind, zeros(train.images)), ae_outputs(blind, zeros(test.images)))
+        rows["ae_zero_input_on_images"] = scored(ae_outputs(blind, train.images), ae_outputs(blind, test.images))
+        everyone = torch.arange(len(train))
+        for kind in SOURCES:
+            seed_global(cfg.seed, "collapse", kind, "init")
+            decoder = CoordConvDecoder(replace(cfg.net, latent_size=input_size(kind, d))).to(self.device)
+            source = code_source(kind, d, train.labels, cfg.ad.code_init_std, cfg.seed)
+            seconds[kind] = train_on_codes(decoder, train.images, source, cfg.collapse, cfg.seed, kind, cfg.progress)["seconds"]
+            g = torch_generator(cfg.seed, "collapse", kind, "eval")
+            on_train = ad_decode(decoder, source(everyone, g))
+            if kind == "onehot_noise":  # its test input is what it was trained on: the true label and fresh noise
+                codes = code_source(kind, d, test.labels, cfg.ad.code_init_std, cfg.seed)(torch.arange(len(test)), g)
+            else:  # codes fitted to the test images with the decoder frozen, as the AD's
+                codes, _ = fit_codes(decoder, test.images, None, d, cfg.fit, cfg.fit_batch_size)
+            rows[kind] = scored(on_train, ad_decode(decoder, codes))
+        decoder, train_codes = self.load_ad()
+        rows["ad"] = scored(ad_decode(decoder, train_codes), ad_decode(decoder, self.ad_test_codes(decoder)))
+        notes = {
+            "ae": "the AE fed the images",
+            "ae_zero_input_on_zeros": "an AE trained on all-zero inputs (targets: the images), fed zeros",
+            "ae_zero_input_on_images": "the same AE fed the real images",
+            "noise": "the decoder fed a fresh N(0, I) code at every step; test: codes fitted with the decoder frozen",
+            "onehot_noise": "the decoder fed the one-hot digit label and fresh N(0, I) noise; test: the true label and fresh noise",
+            "fixed_random": f"the decoder fed one fixed N(0, {cfg.ad.code_init_std}^2 I) code per training image, never updated; test: codes fitted with the decoder frozen",
+            "ad": "the autodecoder (learned codes); test: codes fitted with the decoder frozen",
+        }
+        update_results(self.results, {"collapse": {"rows": rows, "notes": notes, "epochs": cfg.collapse.epochs, "seconds": seconds}})
+
     def report(self) -> None:
         results = read_results(self.results)
         if results.get("training"):
@@ -371,7 +426,7 @@ def run_mnist(cfg: MnistConfig) -> dict:
     study = Study(cfg)
     study.out.mkdir(parents=True, exist_ok=True)
     update_results(study.results, {"config": asdict(cfg)})
-    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "report": study.report}
+    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "collapse": study.collapse, "report": study.report}
     for stage in STAGES:
         if stage not in cfg.stages:
             continue
