@@ -289,6 +289,10 @@ def test_quick_preset_end_to_end(tmp_path):
             assert 0 <= m["digit_accuracy"] <= 1
         assert results[name]["ae_mask_trained"] == results[name]["ae"]  # the same AE under its new name
     assert 0 <= results["full"]["ad"]["digit_accuracy"] <= 1
+    assert set(results["collapse"]["rows"]) == {"ae", "ae_zero_input_on_zeros", "ae_zero_input_on_images", "noise", "onehot_noise", "fixed_random", "ad"}
+    cells = results["capacity"]["cells"]
+    assert set(cells) == {"ae_linear_8", "ad_linear_8", "ae_conv_8", "ad_conv_8"}
+    assert all(0 <= c[k] <= 1 for c in cells.values() for k in ("probe_accuracy", "probe_accuracy_few", "knn_accuracy", "transfer_accuracy"))
     assert results["classifier"]["test_images"] == 10_000 and 0 <= results["classifier"]["test_accuracy"] <= 1
     for model in ("ae", "ad"):
         s = results["clusters"][model]
@@ -408,3 +412,24 @@ def test_collapse_rows_reach_their_optima_on_a_toy_set():
     assert scores["onehot_noise"]["mse_class_mean"] < 0.3 * between < scores["onehot_noise"]["mse_global_mean"]
     assert scores["noise"]["mse_global_mean"] < 0.3 * between < scores["noise"]["mse_class_mean"]
     assert scores["noise"]["output_variance"] < 0.2 * scores["onehot_noise"]["output_variance"], (scores, between)
+
+
+def test_capacity_decoders_linear_is_affine_and_all_shape_right():
+    from sdf_autodec.images.capacity import DECODERS, make_decoder, probe_scores
+
+    net = ConvNetConfig(latent_size=6, channels=[4, 8, 8])
+    z1, z2 = torch.randn(3, 6), torch.randn(3, 6)
+    for kind in DECODERS:
+        out = make_decoder(kind, net, hidden=16)(z1)
+        assert out.shape == (3, 1, 32, 32), kind
+    linear = make_decoder("linear", net)
+    with torch.no_grad():
+        mixed = linear(0.3 * z1 + 0.7 * z2)
+        assert torch.allclose(mixed, 0.3 * linear(z1) + 0.7 * linear(z2), atol=1e-5)  # affine: a linear map and a bias
+        mlp = make_decoder("mlp", net, hidden=16)
+        assert not torch.allclose(mlp(0.3 * z1 + 0.7 * z2), 0.3 * mlp(z1) + 0.7 * mlp(z2), atol=1e-5)
+    # probes: separable codes are classified perfectly, with all labels and with few
+    labels = torch.arange(200) % 4
+    codes = torch.nn.functional.one_hot(labels, 4).double() * 5 + 0.1 * torch.randn(200, 4, dtype=torch.float64)
+    scores = probe_scores(codes[:150], labels[:150], codes[150:], labels[150:], few=8, seed=0)
+    assert scores == {"probe_accuracy": 1.0, "probe_accuracy_few": 1.0, "knn_accuracy": 1.0}

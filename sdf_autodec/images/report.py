@@ -203,7 +203,7 @@ def _m(entry: dict | None, key: str, fmt: str) -> str:
     return format(entry[key], fmt)
 
 
-SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse")
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse", "capacity")
 """Keys of ``results.json`` that are not masked-completion experiments."""
 
 
@@ -262,6 +262,9 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
     collapse = results.get("collapse", {})
     if collapse.get("rows"):
         sections.append(_collapse_section(collapse))
+    capacity = results.get("capacity", {})
+    if capacity.get("cells"):
+        sections.append(_capacity_section(capacity))
     clusters = results.get("clusters", {})
     if clusters:
         rows = [[model, _m(c, "knn_accuracy", ".3f"), _m(c, "silhouette", ".3f"), _m(c, "silhouette_train", ".3f")] for model, c in clusters.items()]
@@ -314,6 +317,24 @@ def _collapse_section(collapse: dict) -> tuple[str, list[str], list[str], list[l
         paragraphs.append(f"- *{name}*: {note}")
     return ("Do uninformative inputs collapse to the mean?", paragraphs,
             ["row", "MSE to truth (train)", "MSE to truth (test)", "to global mean (test)", "to class mean (test)", "output variance (test)"], rows)
+
+
+def _capacity_section(capacity: dict) -> tuple[str, list[str], list[str], list[list[str]]]:
+    """The decoder-capacity grid (``images.capacity``) and, per model and latent size, which decoder gave the best probe."""
+    cells = capacity["cells"]
+    rows = [[c["model"], c["decoder"], str(c["latent_size"]), _m(c, "mse_test", ".4f"), _m(c, "probe_accuracy", ".3f"), _m(c, "probe_accuracy_few", ".3f"),
+             _m(c, "knn_accuracy", ".3f"), _m(c, "transfer_accuracy", ".3f"), _m(c, "seconds", ".0f")] for c in cells.values()]
+    paragraphs = []
+    for model in ("ae", "ad"):
+        for latent in sorted({c["latent_size"] for c in cells.values()}):
+            group = [c for c in cells.values() if c["model"] == model and c["latent_size"] == latent]
+            if len(group) > 1:
+                best = max(group, key=lambda c: c["probe_accuracy"])
+                sharpest = min(group, key=lambda c: c["mse_test"])
+                paragraphs.append(f"- **{model}, latent {latent}**: best linear probe with the **{best['decoder']}** decoder ({best['probe_accuracy']:.3f}); "
+                                  f"lowest test MSE with the {sharpest['decoder']} decoder ({sharpest['mse_test']:.4f}).")
+    return ("Decoder capacity and the quality of the codes", paragraphs,
+            ["model", "decoder", "latent", "MSE test", "linear probe", f"probe, {capacity.get('config', {}).get('few', '?')} labels", "5-NN", "transfer 0-4 → 5-9", "seconds"], rows)
 
 
 def write_report(path: Path, results: dict, figures: list[str]) -> None:

@@ -23,6 +23,12 @@ Stages (``stages=[...]``, run in this order; a later stage loads what an earlier
                  → results.json: collapse
     report       → DIR/loss_curves.png, DIR/report.md
 
+Not run unless named (``stages=[...,capacity,...]``; their cost is their own)::
+
+    capacity     decoders {linear, mlp, conv, conv_wide} × {AE, AD} × latent sizes, each cell trained
+                 on all digits (and on 0-4 for the transfer probe); probes on the codes (``images.capacity``)
+                 → results.json: capacity
+
 Every stage records its wall time in ``results.json["seconds"]``.
 """
 
@@ -39,6 +45,7 @@ import torch
 from sdf_autodec.core.devices import resolve_device
 from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
+from sdf_autodec.images.capacity import DECODERS, CapacityConfig, EncoderDecoder, make_decoder, probe_scores
 from sdf_autodec.images.collapse import SOURCES, CollapseConfig, class_means, code_source, collapse_scores, input_size, train_on_codes
 from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
 from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
@@ -60,7 +67,9 @@ from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
-STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "collapse", "report")
+STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "collapse", "capacity", "report")
+DEFAULT_STAGES = tuple(s for s in STAGES if s != "capacity")
+"""What ``sdf-autodec mnist`` runs when ``stages`` is not given (``capacity`` only when named)."""
 FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
            "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
            "interpolation_strip.png", "tsne.png", "ad_progress.png")
@@ -75,8 +84,9 @@ class MnistConfig:
     data_dir: str = ""
     """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
     points it at the workspace's ``../shared/data/mnist``)."""
-    stages: list[str] = field(default_factory=lambda: list(STAGES))
-    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, collapse, report."""
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
+    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, collapse,
+    capacity, report (run in that order; by default all but capacity)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which images: sizes of the training, validation and test subsets."""
     net: ConvNetConfig = field(default_factory=lambda: ConvNetConfig(latent_size=32, channels=[16, 32, 64]))
@@ -102,6 +112,8 @@ class MnistConfig:
     """The fixed digit classifier behind every ``digit_accuracy``."""
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     """The decoders of the collapse table (its AE rows train with ``ae``)."""
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    """The decoder-capacity grid (stage ``capacity``)."""
     fit_batch_size: int = 1000
     """Test images whose codes are fitted together in one batch."""
     examples: int = 8
@@ -148,6 +160,10 @@ def validate(cfg: MnistConfig) -> None:
         raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
     if cfg.classifier.epochs < 1 or cfg.classifier.batch_size < 1 or cfg.classifier.train_size < 0:
         raise ValueError(f"impossible classifier: epochs={cfg.classifier.epochs}, batch_size={cfg.classifier.batch_size}, train_size={cfg.classifier.train_size}")
+    bad = [k for k in cfg.capacity.decoders if k not in DECODERS]
+    if bad or min(cfg.capacity.latent_sizes, default=0) < 1 or min(cfg.capacity.ae_epochs, cfg.capacity.ad_epochs, cfg.capacity.few) < 1:
+        raise ValueError(f"impossible capacity grid: decoders {cfg.capacity.decoders} (of {', '.join(DECODERS)}), latent_sizes {cfg.capacity.latent_sizes}, "
+                         f"ae_epochs {cfg.capacity.ae_epochs}, ad_epochs {cfg.capacity.ad_epochs}, few {cfg.capacity.few}")
     if cfg.collapse.epochs < 1 or cfg.collapse.batch_size < 1:
         raise ValueError(f"impossible collapse training: epochs={cfg.collapse.epochs}, batch_size={cfg.collapse.batch_size}")
     if not cfg.data_dir:
@@ -402,6 +418,58 @@ class Study:
         }
         update_results(self.results, {"collapse": {"rows": rows, "notes": notes, "epochs": cfg.collapse.epochs, "seconds": seconds}})
 
+    def capacity(self) -> None:
+        """The decoder-capacity grid (``images.capacity``): one row per cell."""
+        cfg, cap = self.cfg, self.cfg.capacity
+        train, test = self.splits.train, self.splits.test
+        low_train, low_val = train.labels < 5, self.splits.val.labels < 5
+        high_train, high_test = torch.nonzero(train.labels >= 5).flatten()[:2000], test.labels >= 5
+        cells = {}
+        for latent in cap.latent_sizes:
+            net = replace(cfg.net, latent_size=latent)
+            for kind in cap.decoders:
+                for model in ("ae", "ad"):
+                    name = f"{model}_{kind}_{latent}"
+                    t0 = time.perf_counter()
+                    codes_of, decode = self._capacity_model(model, kind, net, train.images, self.splits.val.images, name)
+                    test_codes = codes_of(test.images, None)
+                    mse = (decode(test_codes).clamp(0, 1) - test.images).pow(2).mean().item()
+                    cell = {"model": model, "decoder": kind, "latent_size": latent, "mse_test": mse,
+                            **probe_scores(codes_of(None, "train"), train.labels, test_codes, test.labels, cap.few, cfg.seed, cfg.knn_k)}
+                    if cap.transfer:
+                        codes_of, _ = self._capacity_model(model, kind, net, train.images[low_train], self.splits.val.images[low_val], name + "_digits0-4")
+                        unseen = probe_scores(codes_of(train.images[high_train], None), train.labels[high_train],
+                                              codes_of(test.images[high_test], None), test.labels[high_test], cap.few, cfg.seed, cfg.knn_k)
+                        cell["transfer_accuracy"] = unseen["probe_accuracy"]
+                    cell["seconds"] = time.perf_counter() - t0
+                    cells[name] = cell
+        update_results(self.results, {"capacity": {"cells": cells, "config": asdict(cap)}})
+
+    def _capacity_model(self, model: str, kind: str, net: ConvNetConfig, images: torch.Tensor, val: torch.Tensor, name: str):
+        """Train one cell's model on ``images``; returns ``(codes_of, decode)``: ``codes_of(x, None)`` the
+        codes of new images ``x`` (AE: encoded; AD: fitted, decoder frozen), ``codes_of(None, "train")``
+        the training images' codes (AE: encoded; AD: learned); ``decode(codes)`` the images on CPU."""
+        cfg, cap = self.cfg, self.cfg.capacity
+        seed_global(cfg.seed, "capacity", name, "init")
+        decoder = make_decoder(kind, net, cap.hidden).to(self.device)
+        if model == "ae":
+            ae = EncoderDecoder(net, decoder).to(self.device)
+            train_autoencoder(ae, images, val, replace(cfg.ae, epochs=cap.ae_epochs), cfg.seed, name=name, progress=cfg.progress)
+            ae.eval()
+
+            def encode(x: torch.Tensor) -> torch.Tensor:
+                with torch.no_grad():
+                    return torch.cat([ae.encode(x[i : i + 500].to(self.device)).cpu() for i in range(0, len(x), 500)])
+
+            return (lambda x, which: encode(images if which == "train" else x)), (lambda z: ad_decode(decoder, z))
+        latents, _ = train_autodecoder(decoder, net.latent_size, images, val, replace(cfg.ad, epochs=cap.ad_epochs), cfg.seed, progress=cfg.progress)
+        learned = latents.weight.detach().cpu()
+
+        def codes_of(x: torch.Tensor | None, which: str | None) -> torch.Tensor:
+            return learned if which == "train" else fit_codes(decoder, x, None, net.latent_size, cfg.fit, cfg.fit_batch_size)[0]
+
+        return codes_of, (lambda z: ad_decode(decoder, z))
+
     def report(self) -> None:
         results = read_results(self.results)
         if results.get("training"):
@@ -426,7 +494,7 @@ def run_mnist(cfg: MnistConfig) -> dict:
     study = Study(cfg)
     study.out.mkdir(parents=True, exist_ok=True)
     update_results(study.results, {"config": asdict(cfg)})
-    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "collapse": study.collapse, "report": study.report}
+    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "collapse": study.collapse, "capacity": study.capacity, "report": study.report}
     for stage in STAGES:
         if stage not in cfg.stages:
             continue
