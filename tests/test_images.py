@@ -290,6 +290,8 @@ def test_quick_preset_end_to_end(tmp_path):
         assert results[name]["ae_mask_trained"] == results[name]["ae"]  # the same AE under its new name
     assert 0 <= results["full"]["ad"]["digit_accuracy"] <= 1
     assert set(results["collapse"]["rows"]) == {"ae", "ae_zero_input_on_zeros", "ae_zero_input_on_images", "noise", "onehot_noise", "fixed_random", "ad"}
+    assert set(results["generalisation"]["mse"]["ad"]) == {"test_digits_0-4", "test_digits_5-9", "sklearn_digits_8x8"}
+    assert results["generation"]["scores"]["ad"]["classes_seen"] >= 1 and (out_dir / "generation.png").stat().st_size > 1000
     cells = results["capacity"]["cells"]
     assert set(cells) == {"ae_linear_8", "ad_linear_8", "ae_conv_8", "ad_conv_8"}
     assert all(0 <= c[k] <= 1 for c in cells.values() for k in ("probe_accuracy", "probe_accuracy_few", "knn_accuracy", "transfer_accuracy"))
@@ -433,3 +435,20 @@ def test_capacity_decoders_linear_is_affine_and_all_shape_right():
     codes = torch.nn.functional.one_hot(labels, 4).double() * 5 + 0.1 * torch.randn(200, 4, dtype=torch.float64)
     scores = probe_scores(codes[:150], labels[:150], codes[150:], labels[150:], few=8, seed=0)
     assert scores == {"probe_accuracy": 1.0, "probe_accuracy_few": 1.0, "knn_accuracy": 1.0}
+
+
+def test_generation_helpers_against_naive_computations():
+    from sdf_autodec.images.generation import gaussian_samples, load_sklearn_digits, nearest_mse
+
+    digits = load_sklearn_digits(32)
+    assert digits.images.shape == (1797, 1, 32, 32) and 0 <= digits.images.min() and digits.images.max() <= 1
+    assert digits.images[..., :6, :].abs().max() == 0 and set(digits.labels.tolist()) == set(range(10))  # centred on a black border
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(4000, 3, generator=g) @ torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 0.0, 0.1]]) + torch.tensor([1.0, -2.0, 3.0])
+    drawn = gaussian_samples(codes, 20000, torch.Generator().manual_seed(1))
+    assert torch.allclose(drawn.mean(0), codes.mean(0), atol=0.05)
+    assert torch.allclose(torch.cov(drawn.T), torch.cov(codes.T), atol=0.1)
+    bank, images = torch.rand(30, 1, 32, 32, generator=g), torch.rand(5, 1, 32, 32, generator=g)
+    naive = torch.stack([((bank - x).pow(2).flatten(1).mean(1)).min() for x in images])
+    assert torch.allclose(nearest_mse(images, bank), naive, atol=1e-5)
+    assert nearest_mse(bank[:3], bank).abs().max() < 1e-5  # a training image is its own nearest

@@ -203,7 +203,7 @@ def _m(entry: dict | None, key: str, fmt: str) -> str:
     return format(entry[key], fmt)
 
 
-SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse", "capacity")
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse", "capacity", "generalisation", "generation")
 """Keys of ``results.json`` that are not masked-completion experiments."""
 
 
@@ -259,6 +259,24 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
         paragraphs += [f"- **{k}**: {v}" for k, v in results.get("notes", {}).items()]
         columns = ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)", "digit accuracy"]
         sections.append(("Masked completion", paragraphs, columns, rows))
+    general = results.get("generalisation", {})
+    if general.get("mse"):
+        sets = list(next(iter(general["mse"].values())))
+        rows = [[model, *[_m(mse, s, ".4f") for s in sets]] for model, mse in general["mse"].items()]
+        ratio = [f"{model}: {mse[sets[1]] / mse[sets[0]]:.2f}x on the unseen digits, {mse[sets[2]] / mse[sets[0]]:.2f}x on the shifted domain"
+                 for model, mse in general["mse"].items() if len(sets) == 3 and mse[sets[0]] > 0]
+        sections.append(("Generalisation: trained on the digits 0-4", [
+            f"Both models trained on the {general.get('trained_on')} training images of the digits 0-4 only; the AE encodes each test image, "
+            "the AD fits its code with the decoder frozen. Reconstruction MSE per set; out-of-distribution error over in-distribution error: " + "; ".join(ratio) + "."],
+            ["model", *sets], rows))
+    generation = results.get("generation", {})
+    if generation.get("scores"):
+        rows = [[name, _m(s, "confidence_mean", ".3f"), str(s.get("classes_seen", "–")), _m(s, "nearest_train_mse_median", ".4f"),
+                 " ".join(f"{v:.2f}" for v in s.get("class_share", []))] for name, s in generation["scores"].items()]
+        sections.append(("Generation: decoded draws from the training codes' Gaussian", [
+            f"{generation.get('samples')} codes per model drawn from a Gaussian (mean, full covariance) fitted to its training codes, decoded; "
+            "the real test images are the reference. Nearest-training-image MSE far below the test images' would mean copies."],
+            ["images", "classifier confidence", "digits seen (>= 1%)", "nearest training image (median MSE)", "share labelled 0 ... 9"], rows))
     collapse = results.get("collapse", {})
     if collapse.get("rows"):
         sections.append(_collapse_section(collapse))

@@ -18,6 +18,11 @@ Stages (``stages=[...]``, run in this order; a later stage loads what an earlier
                  → DIR/interpolation_midpoint.png, DIR/interpolation_strip.png
     tsne         t-SNE maps of both latent spaces, k-NN accuracy and silhouette by digit
                  → results.json: clusters; DIR/tsne.png
+    generalisation  an AE and an AD trained on the digits 0-4 only, scored on test digits 0-4, 5-9 and
+                 scikit-learn's upscaled 8 x 8 digits (``images.generation``) → results.json: generalisation
+    generation   codes drawn from a Gaussian fitted to each model's training codes, decoded and judged by
+                 the classifier and by their distance to the training images → results.json: generation;
+                 DIR/generation.png
     collapse     the same decoder fed uninformative codes (fresh noise, a label plus noise, fixed
                  random codes) and an AE fed zeros, beside the AE and the AD (``images.collapse``)
                  → results.json: collapse
@@ -50,6 +55,7 @@ from sdf_autodec.images.collapse import SOURCES, CollapseConfig, class_means, co
 from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
 from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
 from sdf_autodec.images.data import DataConfig, MnistSplits, load_split, load_splits
+from sdf_autodec.images.generation import gaussian_samples, load_sklearn_digits, sample_scores
 from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
 from sdf_autodec.images.masks import center_square, make_mask
 from sdf_autodec.images.report import (
@@ -67,12 +73,12 @@ from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
-STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "collapse", "capacity", "report")
+STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "generalisation", "generation", "collapse", "capacity", "report")
 DEFAULT_STAGES = tuple(s for s in STAGES if s != "capacity")
 """What ``sdf-autodec mnist`` runs when ``stages`` is not given (``capacity`` only when named)."""
 FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
            "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
-           "interpolation_strip.png", "tsne.png", "ad_progress.png")
+           "interpolation_strip.png", "tsne.png", "ad_progress.png", "generation.png")
 
 
 @dataclass
@@ -85,8 +91,8 @@ class MnistConfig:
     """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
     points it at the workspace's ``../shared/data/mnist``)."""
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
-    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, collapse,
-    capacity, report (run in that order; by default all but capacity)."""
+    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne,
+    generalisation, generation, collapse, capacity, report (run in that order; by default all but capacity)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which images: sizes of the training, validation and test subsets."""
     net: ConvNetConfig = field(default_factory=lambda: ConvNetConfig(latent_size=32, channels=[16, 32, 64]))
@@ -112,6 +118,8 @@ class MnistConfig:
     """The fixed digit classifier behind every ``digit_accuracy``."""
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
     """The decoders of the collapse table (its AE rows train with ``ae``)."""
+    generated: int = 1000
+    """Codes drawn per model in the generation stage."""
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     """The decoder-capacity grid (stage ``capacity``)."""
     fit_batch_size: int = 1000
@@ -164,6 +172,8 @@ def validate(cfg: MnistConfig) -> None:
     if bad or min(cfg.capacity.latent_sizes, default=0) < 1 or min(cfg.capacity.ae_epochs, cfg.capacity.ad_epochs, cfg.capacity.few) < 1:
         raise ValueError(f"impossible capacity grid: decoders {cfg.capacity.decoders} (of {', '.join(DECODERS)}), latent_sizes {cfg.capacity.latent_sizes}, "
                          f"ae_epochs {cfg.capacity.ae_epochs}, ad_epochs {cfg.capacity.ad_epochs}, few {cfg.capacity.few}")
+    if cfg.generated < 1:
+        raise ValueError(f"generated={cfg.generated}: draw at least one code")
     if cfg.collapse.epochs < 1 or cfg.collapse.batch_size < 1:
         raise ValueError(f"impossible collapse training: epochs={cfg.collapse.epochs}, batch_size={cfg.collapse.batch_size}")
     if not cfg.data_dir:
@@ -371,6 +381,48 @@ class Study:
         tsne_figure(self.out / "tsne.png", embeddings, test.labels[:n].numpy(), scores)
         update_results(self.results, {"clusters": scores})
 
+    def generalisation(self) -> None:
+        """Both models trained on the digits 0-4, scored in and out of distribution (``images.generation``)."""
+        cfg, train, val, test = self.cfg, self.splits.train, self.splits.val, self.splits.test
+        low, low_val = train.labels < 5, val.labels < 5
+        sets = {"test_digits_0-4": test.images[test.labels < 5], "test_digits_5-9": test.images[test.labels >= 5],
+                "sklearn_digits_8x8": load_sklearn_digits(cfg.net.image_size).images}
+        seed_global(cfg.seed, "ae_digits0-4", "init")
+        ae = ConvAutoencoder(cfg.net).to(self.device)
+        ae_run = train_autoencoder(ae, train.images[low], val.images[low_val], cfg.ae, cfg.seed, name="ae_digits0-4", progress=cfg.progress)
+        seed_global(cfg.seed, "ad_digits0-4", "init")
+        decoder = CoordConvDecoder(cfg.net).to(self.device)
+        _, ad_run = train_autodecoder(decoder, cfg.net.latent_size, train.images[low], val.images[low_val], cfg.ad, cfg.seed, progress=cfg.progress)
+        scores = {"ae": {}, "ad": {}}
+        for name, images in sets.items():
+            scores["ae"][name] = (ae_outputs(ae, images).clamp(0, 1) - images).pow(2).mean().item()
+            codes, _ = fit_codes(decoder, images, None, cfg.net.latent_size, cfg.fit, cfg.fit_batch_size)
+            scores["ad"][name] = (ad_decode(decoder, codes).clamp(0, 1) - images).pow(2).mean().item()
+        update_results(self.results, {"generalisation": {
+            "mse": scores, "images": {k: len(v) for k, v in sets.items()}, "trained_on": int(low.sum()),
+            "seconds": {"ae": ae_run.seconds, "ad": ad_run.seconds},
+        }})
+
+    def generation(self) -> None:
+        """Novel images from each model's code distribution (``images.generation``)."""
+        cfg, train, test = self.cfg, self.splits.train, self.splits.test
+        decoder, ad_codes = self.load_ad()
+        ae = self.load_ae("ae")
+        with torch.no_grad():
+            ae_codes = torch.cat([ae.encode(train.images[i : i + 500].to(self.device)).cpu() for i in range(0, len(train), 500)])
+        classifier = self.load_classifier()
+        samples = {
+            "ae": ae_outputs_from_codes(ae, gaussian_samples(ae_codes, cfg.generated, torch_generator(cfg.seed, "generation", "ae"))),
+            "ad": ad_decode(decoder, gaussian_samples(ad_codes.cpu(), cfg.generated, torch_generator(cfg.seed, "generation", "ad"))),
+        }
+        scores = {name: sample_scores(images, classifier, train.images) for name, images in samples.items()}
+        scores["test_images"] = sample_scores(test.images, classifier, train.images)  # the reference: real, unseen digits
+        shown = min(8, cfg.generated)
+        image_grid(self.out / "generation.png", [(f"{name.upper()} sample {i + 1}", images[i * shown : (i + 1) * shown], None)
+                                                 for name, images in samples.items() for i in range(min(4, cfg.generated // shown))],
+                   title="decoded draws from a Gaussian fitted to the training codes (columns of 8)")
+        update_results(self.results, {"generation": {"scores": scores, "samples": cfg.generated}})
+
     def collapse(self) -> None:
         """The collapse table (``images.collapse``): per row, scores on the training and test images."""
         cfg, train, test = self.cfg, self.splits.train, self.splits.test
@@ -494,7 +546,7 @@ def run_mnist(cfg: MnistConfig) -> dict:
     study = Study(cfg)
     study.out.mkdir(parents=True, exist_ok=True)
     update_results(study.results, {"config": asdict(cfg)})
-    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "collapse": study.collapse, "capacity": study.capacity, "report": study.report}
+    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "generalisation": study.generalisation, "generation": study.generation, "collapse": study.collapse, "capacity": study.capacity, "report": study.report}
     for stage in STAGES:
         if stage not in cfg.stages:
             continue
