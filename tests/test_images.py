@@ -290,6 +290,13 @@ def test_quick_preset_end_to_end(tmp_path):
         assert results[name]["ae_mask_trained"] == results[name]["ae"]  # the same AE under its new name
     assert 0 <= results["full"]["ad"]["digit_accuracy"] <= 1
     assert set(results["collapse"]["rows"]) == {"ae", "ae_zero_input_on_zeros", "ae_zero_input_on_images", "noise", "onehot_noise", "fixed_random", "ad"}
+    midpoint = results["interpolation"]["midpoint"]
+    assert midpoint["pairs"] == 16 and all(0 <= midpoint[m]["confidence"] <= 1 for m in ("ae", "ad", "pixel_average"))
+    cost = results["inference_cost"]
+    assert [r["iterations"] for r in cost["ad"]] == [5, 10] and cost["ae"]["ms_per_image"] > 0
+    ad_history = results["training"]["ad"]["history"]
+    assert math.isfinite(ad_history[-1]["val_unfitted"]) and ad_history[-1]["val_unfitted"] > ad_history[-1]["val"]  # fitting matters
+    assert (out_dir / "ae_masked_loss_regions.png").stat().st_size > 1000
     assert set(results["generalisation"]["mse"]["ad"]) == {"test_digits_0-4", "test_digits_5-9", "sklearn_digits_8x8"}
     assert results["generation"]["scores"]["ad"]["classes_seen"] >= 1 and (out_dir / "generation.png").stat().st_size > 1000
     cells = results["capacity"]["cells"]

@@ -148,6 +148,9 @@ def loss_figure(path: Path, training: dict) -> None:
         val = [(r["epoch"], r["val"]) for r in hist if r.get("val") is not None and math.isfinite(r["val"])]
         label = f"{model.upper()} validation" + (" (codes fitted, decoder frozen)" if model == "ad" else "")
         ax.semilogy([e for e, _ in val], [v for _, v in val], "o--", color=color, label=label)
+        unfitted = [(r["epoch"], r["val_unfitted"]) for r in hist if r.get("val_unfitted") is not None and math.isfinite(r["val_unfitted"])]
+        if unfitted:
+            ax.semilogy([e for e, _ in unfitted], [v for _, v in unfitted], "x:", color=color, label=f"{model.upper()} validation, random codes never fitted")
     ax.set_xlabel("epoch")
     ax.set_ylabel("reconstruction MSE per pixel")
     ax.grid(alpha=0.3, which="both")
@@ -156,14 +159,17 @@ def loss_figure(path: Path, training: dict) -> None:
     _save(fig, path)
 
 
-def tsne_figure(path: Path, embeddings: dict[str, np.ndarray], labels: np.ndarray, scores: dict[str, dict]) -> None:
-    """Side-by-side t-SNE maps coloured by digit, with each model's cluster scores in its title."""
+def tsne_figure(path: Path, embeddings: dict[str, np.ndarray], labels: np.ndarray | dict[str, np.ndarray], scores: dict[str, dict]) -> None:
+    """Side-by-side t-SNE maps coloured by digit (``labels``: one array for every map, or one per map),
+    with each map's cluster scores in its title (those it has)."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(embeddings), figsize=(5 * len(embeddings), 4.8), squeeze=False)
     for ax, (name, xy) in zip(axes[0], embeddings.items()):
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
+        colours = labels[name] if isinstance(labels, dict) else labels
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=colours, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
         s = scores.get(name, {})
-        ax.set_title(f"{name.upper()}: k-NN acc {s.get('knn_accuracy', float('nan')):.3f}, silhouette {s.get('silhouette', float('nan')):.3f}", fontsize=9)
+        parts = [f"{label} {s[key]:.3f}" for key, label in (("knn_accuracy", "k-NN acc"), ("silhouette", "silhouette")) if key in s]
+        ax.set_title(f"{name.upper() if ' ' not in name else name}: " + ", ".join(parts), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="digit")
@@ -203,7 +209,7 @@ def _m(entry: dict | None, key: str, fmt: str) -> str:
     return format(entry[key], fmt)
 
 
-SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse", "capacity", "generalisation", "generation")
+SKIP = ("center", "clusters", "full", "training", "seconds", "notes", "config", "interpolation", "classifier", "collapse", "capacity", "generalisation", "generation", "inference_cost")
 """Keys of ``results.json`` that are not masked-completion experiments."""
 
 
@@ -259,6 +265,23 @@ def _sections(results: dict) -> list[tuple[str, list[str], list[str], list[list[
         paragraphs += [f"- **{k}**: {v}" for k, v in results.get("notes", {}).items()]
         columns = ["experiment", "model", "MSE hidden", "PSNR hidden (dB)", "MSE whole", "PSNR whole (dB)", "digit accuracy"]
         sections.append(("Masked completion", paragraphs, columns, rows))
+    cost = results.get("inference_cost", {})
+    if cost.get("ad"):
+        ae = cost["ae"]
+        rows = [["AE (encoder, masked input)", "–", _m(ae, "ms_per_image", ".3f"), _m(ae, "mse_hidden", ".4f")]]
+        rows += [["AD (fitted)", str(r["iterations"]), _m(r, "ms_per_image", ".2f"), _m(r, "mse_hidden", ".4f")] for r in cost["ad"]]
+        sections.append(("Inference cost", [
+            f"Milliseconds per test image on this machine ({cost.get('device')}, {cost.get('threads')} threads; the AD fits {cost.get('batch')} images per batch), "
+            f"and the hidden-pixel MSE with the {cost.get('mask')} mask."], ["model", "fitting iterations", "ms per image", "MSE hidden"], rows))
+    midpoint = results.get("interpolation", {}).get("midpoint", {})
+    if midpoint.get("ae"):
+        rows = [[m, _m(midpoint[m], "mse_to_pixel_average", ".4f"), _m(midpoint[m], "mse_to_nearer_end", ".4f"), _m(midpoint[m], "confidence", ".3f")] for m in ("ae", "ad")]
+        rows.append(["pixel average (x_A + x_B) / 2", "0", "–", _m(midpoint["pixel_average"], "confidence", ".3f")])
+        nearer = min(("ae", "ad"), key=lambda m: midpoint[m]["mse_to_pixel_average"])
+        sections.append(("Is the interpolation midpoint the pixel average?", [
+            f"Decoded midpoints of the codes of {midpoint.get('pairs')} pairs of test images of different digits. "
+            f"Nearer the pixel average: **{nearer}**; the classifier's confidence says how digit-like each midpoint is."],
+            ["midpoint of", "MSE to pixel average", "MSE to the nearer end image", "classifier confidence"], rows))
     general = results.get("generalisation", {})
     if general.get("mse"):
         sets = list(next(iter(general["mse"].values())))

@@ -18,6 +18,8 @@ Stages (``stages=[...]``, run in this order; a later stage loads what an earlier
                  → DIR/interpolation_midpoint.png, DIR/interpolation_strip.png
     tsne         t-SNE maps of both latent spaces, k-NN accuracy and silhouette by digit
                  → results.json: clusters; DIR/tsne.png
+    inference    what a code costs: milliseconds per image for AE encoding and for AD fitting, and the
+                 AD's hidden-pixel MSE against fitting iterations → results.json: inference_cost
     generalisation  an AE and an AD trained on the digits 0-4 only, scored on test digits 0-4, 5-9 and
                  scikit-learn's upscaled 8 x 8 digits (``images.generation``) → results.json: generalisation
     generation   codes drawn from a Gaussian fitted to each model's training codes, decoded and judged by
@@ -52,12 +54,13 @@ from sdf_autodec.core.fitting import FitConfig
 from sdf_autodec.core.seeding import seed_global, torch_generator
 from sdf_autodec.images.capacity import DECODERS, CapacityConfig, EncoderDecoder, make_decoder, probe_scores
 from sdf_autodec.images.collapse import SOURCES, CollapseConfig, class_means, code_source, collapse_scores, input_size, train_on_codes
-from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, train_classifier
+from sdf_autodec.images.classifier import ClassifierConfig, digit_accuracy, make_classifier, predict, train_classifier
 from sdf_autodec.images.complete import CompletionModels, ad_decode, ae_outputs, run_experiments
 from sdf_autodec.images.data import DataConfig, MnistSplits, load_split, load_splits
 from sdf_autodec.images.generation import gaussian_samples, load_sklearn_digits, sample_scores
 from sdf_autodec.images.latent_space import cluster_scores, interpolate, tsne_embedding
 from sdf_autodec.images.masks import center_square, make_mask
+from sdf_autodec.images.metrics import region_mse
 from sdf_autodec.images.report import (
     completion_figure,
     image_grid,
@@ -73,12 +76,12 @@ from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
 
-STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "generalisation", "generation", "collapse", "capacity", "report")
+STAGES = ("train-classifier", "train-ae", "train-ad", "complete", "interpolate", "tsne", "inference", "generalisation", "generation", "collapse", "capacity", "report")
 DEFAULT_STAGES = tuple(s for s in STAGES if s != "capacity")
 """What ``sdf-autodec mnist`` runs when ``stages`` is not given (``capacity`` only when named)."""
 FIGURES = ("loss_curves.png", "completion_center8.png", "completion_center12.png", "completion_center16.png", "completion_center20.png",
            "completion_random50.png", "completion_top_half.png", "completion_full.png", "interpolation_midpoint.png",
-           "interpolation_strip.png", "tsne.png", "ad_progress.png", "generation.png")
+           "interpolation_strip.png", "tsne.png", "ad_progress.png", "generation.png", "ae_masked_loss_regions.png")
 
 
 @dataclass
@@ -91,7 +94,7 @@ class MnistConfig:
     """Folder with MNIST's four IDX files (gzipped or not); required (the ``mnist`` command's preset
     points it at the workspace's ``../shared/data/mnist``)."""
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
-    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne,
+    """Stages to run, of: train-classifier, train-ae, train-ad, complete, interpolate, tsne, inference,
     generalisation, generation, collapse, capacity, report (run in that order; by default all but capacity)."""
     data: DataConfig = field(default_factory=DataConfig)
     """Which images: sizes of the training, validation and test subsets."""
@@ -130,6 +133,12 @@ class MnistConfig:
     """Pairs of test images interpolated."""
     interpolation_steps: int = 9
     """Values of α from 0 to 1 in the strip."""
+    cost_iterations: list[int] = field(default_factory=lambda: [10, 30, 100, 300])
+    """Fitting iterations at which the inference stage measures the AD's hidden-pixel MSE and time."""
+    cost_mask: str = "center16"
+    """The mask of that measurement."""
+    midpoint_pairs: int = 200
+    """Pairs of test images on which the interpolation-midpoint claim is measured."""
     tsne_points: int = 1000
     """Test codes in each t-SNE map."""
     knn_k: int = 5
@@ -164,14 +173,17 @@ def validate(cfg: MnistConfig) -> None:
         center_square(s, cfg.net.image_size)  # raises when it does not fit
     for name in cfg.extra_masks:
         make_mask(name, 1, cfg.net.image_size)
-    if min(cfg.examples, cfg.interpolation_pairs, cfg.interpolation_steps, cfg.tsne_points, cfg.knn_k, cfg.fit_batch_size, cfg.progress_images) < 1:
-        raise ValueError("examples, interpolation_pairs, interpolation_steps, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
+    if min(cfg.examples, cfg.interpolation_pairs, cfg.interpolation_steps, cfg.midpoint_pairs, cfg.tsne_points, cfg.knn_k, cfg.fit_batch_size, cfg.progress_images) < 1:
+        raise ValueError("examples, interpolation_pairs, interpolation_steps, midpoint_pairs, tsne_points, knn_k, fit_batch_size and progress_images must be >= 1")
     if cfg.classifier.epochs < 1 or cfg.classifier.batch_size < 1 or cfg.classifier.train_size < 0:
         raise ValueError(f"impossible classifier: epochs={cfg.classifier.epochs}, batch_size={cfg.classifier.batch_size}, train_size={cfg.classifier.train_size}")
     bad = [k for k in cfg.capacity.decoders if k not in DECODERS]
     if bad or min(cfg.capacity.latent_sizes, default=0) < 1 or min(cfg.capacity.ae_epochs, cfg.capacity.ad_epochs, cfg.capacity.few) < 1:
         raise ValueError(f"impossible capacity grid: decoders {cfg.capacity.decoders} (of {', '.join(DECODERS)}), latent_sizes {cfg.capacity.latent_sizes}, "
                          f"ae_epochs {cfg.capacity.ae_epochs}, ad_epochs {cfg.capacity.ad_epochs}, few {cfg.capacity.few}")
+    make_mask(cfg.cost_mask, 1, cfg.net.image_size)
+    if not cfg.cost_iterations or min(cfg.cost_iterations) < 1:
+        raise ValueError(f"cost_iterations={cfg.cost_iterations}: give at least one positive count")
     if cfg.generated < 1:
         raise ValueError(f"generated={cfg.generated}: draw at least one code")
     if cfg.collapse.epochs < 1 or cfg.collapse.batch_size < 1:
@@ -297,6 +309,10 @@ class Study:
         )
         self.test_codes.write(self._codes_key(decoder), full_codes)
         shown = slice(0, min(cfg.examples, len(images)))
+        train_shown = self.splits.train.images[: min(cfg.examples, len(self.splits.train))]
+        image_grid(self.out / "ae_masked_loss_regions.png",
+                   [(f"centre {s} ignored", train_shown, center_square(s, cfg.net.image_size).expand_as(train_shown)) for s in cfg.center_sizes],
+                   title="ae_masked_loss: the loss never scores the blue square")
         for name, outcome in outcomes.items():
             completion_figure(
                 self.out / f"completion_{name}.png", name, images[shown], outcome.masks[shown],
@@ -346,7 +362,32 @@ class Study:
             self.out / "interpolation_strip.png", strips, alphas.tolist(), "decoded (1-α)·z_A + α·z_B between test images A and B", ends=(test.images[a], test.images[b])
         )
         update_results(self.results, {"interpolation": {"pairs": [[int(test.index[i]), int(test.index[j])] for i, j in pairs.tolist()],
-                                                         "digits": [[int(test.labels[i]), int(test.labels[j])] for i, j in pairs.tolist()]}})
+                                                         "digits": [[int(test.labels[i]), int(test.labels[j])] for i, j in pairs.tolist()],
+                                                         "midpoint": self._midpoint_claim(ae, decoder, ad_codes)}})
+
+    def _midpoint_claim(self, ae: ConvAutoencoder, decoder: CoordConvDecoder, ad_codes: torch.Tensor) -> dict:
+        """The claim "the AD's interpolation midpoint is the pixel average of the two images", tested on
+        ``midpoint_pairs`` pairs of different digits: per model, the MSE of the decoded midpoint code to
+        ``(x_A + x_B) / 2`` and to the nearer of ``x_A``, ``x_B``, and the classifier's confidence at α = 0.5
+        (the pixel average's own confidence beside it)."""
+        test = self.splits.test
+        pairs = self._pairs(min(self.cfg.midpoint_pairs, len(test) // 2))
+        a, b = pairs[:, 0], pairs[:, 1]
+        xa, xb = test.images[a], test.images[b]
+        average = (xa + xb) / 2
+        classifier = self.load_classifier()
+
+        def confidence(images: torch.Tensor) -> float:
+            return predict(classifier, images).max(1).values.mean().item()
+
+        with torch.no_grad():
+            ae_mid = ae_outputs_from_codes(ae, 0.5 * (ae.encode(xa.to(self.device)).cpu() + ae.encode(xb.to(self.device)).cpu()))
+        out = {"pairs": len(pairs), "pixel_average": {"confidence": confidence(average)}}
+        for name, mid in (("ae", ae_mid), ("ad", ad_decode(decoder, 0.5 * (ad_codes[a] + ad_codes[b])))):
+            mid = mid.clamp(0, 1)
+            nearer = torch.minimum((mid - xa).pow(2).flatten(1).mean(1), (mid - xb).pow(2).flatten(1).mean(1))
+            out[name] = {"mse_to_pixel_average": (mid - average).pow(2).mean().item(), "mse_to_nearer_end": nearer.mean().item(), "confidence": confidence(mid)}
+        return out
 
     def _pairs(self, count: int) -> torch.Tensor:
         """``(P, 2)`` indices of test images, each pair of two different digits where possible (seeded)."""
@@ -377,9 +418,37 @@ class Study:
             "ad": cluster_scores(ad_train_codes, train.labels, ad_test, test.labels, cfg.knn_k, cfg.seed),
         }
         n = min(cfg.tsne_points, len(test))
-        embeddings = {"ae": tsne_embedding(ae_test[:n], cfg.seed), "ad": tsne_embedding(ad_test[:n], cfg.seed)}
-        tsne_figure(self.out / "tsne.png", embeddings, test.labels[:n].numpy(), scores)
+        m = min(cfg.tsne_points, len(train))
+        embeddings = {"ae": tsne_embedding(ae_test[:n], cfg.seed), "ad": tsne_embedding(ad_test[:n], cfg.seed),
+                      "ad (learned training codes)": tsne_embedding(ad_train_codes[:m].cpu(), cfg.seed)}
+        labels = {"ae": test.labels[:n].numpy(), "ad": test.labels[:n].numpy(), "ad (learned training codes)": train.labels[:m].numpy()}
+        tsne_figure(self.out / "tsne.png", embeddings, labels, {**scores, "ad (learned training codes)": {"silhouette": scores["ad"]["silhouette_train"]}})
         update_results(self.results, {"clusters": scores})
+
+    def inference(self) -> None:
+        """What a code costs (``inference_cost``): AE encoding against AD fitting, in milliseconds per
+        test image on this machine, and the AD's hidden-pixel MSE on ``cost_mask`` against iterations
+        (the AE's, fed the masked image, beside it)."""
+        cfg, test = self.cfg, self.splits.test
+        ae, (decoder, _) = self.load_ae("ae"), self.load_ad()
+        masks = make_mask(cfg.cost_mask, len(test), cfg.net.image_size, torch_generator(cfg.seed, "test-masks", cfg.cost_mask))
+        hidden = 1.0 - masks
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            codes = torch.cat([ae.encode(test.images[i : i + 500].to(self.device)).cpu() for i in range(0, len(test), 500)])
+        encode_ms = 1000 * (time.perf_counter() - t0) / len(test)
+        ae_mse = region_mse(ae_outputs(ae, test.images * masks), test.images, hidden).mean().item()
+        rows = []
+        for iterations in cfg.cost_iterations:
+            fit = replace(cfg.fit, iterations=iterations)
+            t0 = time.perf_counter()
+            fitted, _ = fit_codes(decoder, test.images, masks, cfg.net.latent_size, fit, cfg.fit_batch_size)
+            ms = 1000 * (time.perf_counter() - t0) / len(test)
+            rows.append({"iterations": iterations, "ms_per_image": ms, "mse_hidden": region_mse(ad_decode(decoder, fitted), test.images, hidden).mean().item()})
+        update_results(self.results, {"inference_cost": {
+            "mask": cfg.cost_mask, "device": str(self.device), "threads": torch.get_num_threads(), "images": len(test), "batch": cfg.fit_batch_size,
+            "ae": {"ms_per_image": encode_ms, "mse_hidden": ae_mse, "codes": int(codes.shape[0])}, "ad": rows,
+        }})
 
     def generalisation(self) -> None:
         """Both models trained on the digits 0-4, scored in and out of distribution (``images.generation``)."""
@@ -546,7 +615,7 @@ def run_mnist(cfg: MnistConfig) -> dict:
     study = Study(cfg)
     study.out.mkdir(parents=True, exist_ok=True)
     update_results(study.results, {"config": asdict(cfg)})
-    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "generalisation": study.generalisation, "generation": study.generation, "collapse": study.collapse, "capacity": study.capacity, "report": study.report}
+    actions = {"train-classifier": study.train_classifier, "train-ae": study.train_ae, "train-ad": study.train_ad, "complete": study.complete, "interpolate": study.interpolate, "tsne": study.tsne, "inference": study.inference, "generalisation": study.generalisation, "generation": study.generation, "collapse": study.collapse, "capacity": study.capacity, "report": study.report}
     for stage in STAGES:
         if stage not in cfg.stages:
             continue

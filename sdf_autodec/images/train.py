@@ -14,7 +14,9 @@
   (:func:`~sdf_autodec.core.fitting.fit_latents`): a fresh random code would mean nothing.
 
 Both return a history with one row per epoch: ``train`` (mean reconstruction MSE over the epoch)
-and ``val`` (AE: every epoch; AD: every ``val_every`` epochs, NaN otherwise). Batches are drawn
+and ``val`` (AE: every epoch; AD: every ``val_every`` epochs, NaN otherwise); the AD's rows also have
+``val_unfitted``, the validation error with random codes that were never fitted (what a validation
+loss means for an autodecoder without the fit: nothing). The AD's snapshots start at epoch 0. Batches are drawn
 from generators seeded by ``(seed, name, epoch)``.
 """
 
@@ -202,6 +204,12 @@ def train_autodecoder(
     val_fit = FitConfig(**{**vars(cfg.val_fit), "code_reg_weight": cfg.code_reg_weight, "seed": seed})
     marks = set(snapshot_epochs(cfg.epochs))
     history, snapshots, t_start = [], {}, time.perf_counter()
+    unfitted = torch.randn(len(val), latent_size, generator=torch_generator(seed, "ad", "unfitted-val-codes")).to(device) * cfg.code_init_std
+    """Random codes for the validation images, never fitted: the "meaningless" curve drawn beside the fitted one."""
+    if track is not None:  # epoch 0: the untrained decoder on the initial codes
+        with torch.no_grad():
+            decoder.eval()
+            snapshots[0] = decoder(latents(track.to(device))).cpu()
     bar = tqdm(range(cfg.epochs), desc="train ad", unit="epoch", disable=not progress)
     for epoch in bar:
         t0 = time.perf_counter()
@@ -216,10 +224,13 @@ def train_autodecoder(
 
         sums = run_epoch(epoch_batches(len(train), cfg.batch_size, generator), step).means
         weight_l2 = 0.5 * cfg.weight_decay * sum(p.detach().pow(2).sum().item() for p in decoder.parameters())
-        row = {"epoch": epoch + 1, "train": sums["data"], "prior": sums["prior"], "weight_l2": weight_l2, "val": float("nan")}
+        row = {"epoch": epoch + 1, "train": sums["data"], "prior": sums["prior"], "weight_l2": weight_l2, "val": float("nan"), "val_unfitted": float("nan")}
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
             _, val_losses = fit_codes(decoder, val, None, latent_size, val_fit)
             row["val"] = val_losses.mean().item()
+            with torch.no_grad():
+                decoder.eval()
+                row["val_unfitted"] = torch.cat([(decoder(unfitted[i : i + 500]) - val[i : i + 500].to(device)).pow(2).flatten(1).mean(1) for i in range(0, len(val), 500)]).mean().item()
         if track is not None and epoch + 1 in marks:
             with torch.no_grad():
                 decoder.eval()
