@@ -289,6 +289,8 @@ def test_quick_preset_end_to_end(tmp_path):
             assert 0 <= m["digit_accuracy"] <= 1
         assert results[name]["ae_mask_trained"] == results[name]["ae"]  # the same AE under its new name
     assert 0 <= results["full"]["ad"]["digit_accuracy"] <= 1
+    assert "ae_equal_time" in results["full"] and "ae_equal_time" in results["center"]["12"]
+    assert len(results["training"]["ae_equal_time"]["history"]) >= 1
     assert set(results["collapse"]["rows"]) == {"ae", "ae_zero_input_on_zeros", "ae_zero_input_on_images", "noise", "onehot_noise", "fixed_random", "ad"}
     midpoint = results["interpolation"]["midpoint"]
     assert midpoint["pairs"] == 16 and all(0 <= midpoint[m]["confidence"] <= 1 for m in ("ae", "ad", "pixel_average"))
@@ -459,3 +461,17 @@ def test_generation_helpers_against_naive_computations():
     naive = torch.stack([((bank - x).pow(2).flatten(1).mean(1)).min() for x in images])
     assert torch.allclose(nearest_mse(images, bank), naive, atol=1e-5)
     assert nearest_mse(bank[:3], bank).abs().max() < 1e-5  # a training image is its own nearest
+
+
+def test_seeds_aggregate_to_mean_std_runs_and_format_as_such():
+    from sdf_autodec.images.seeds import Stat, aggregate, stats_view
+
+    runs = [{"a": {"x": 1.0, "n": 5, "name": "ad"}, "h": [{"v": 2.0}, {"v": None}], "k": 3},
+            {"a": {"x": 3.0, "n": 5, "name": "ad"}, "h": [{"v": 4.0}, {"v": None}], "k": 4}]
+    merged = aggregate(runs)
+    assert merged["a"]["x"] == {"mean": 2.0, "std": pytest.approx(2**0.5), "runs": [1.0, 3.0]}
+    assert merged["a"]["n"] == 5 and merged["a"]["name"] == "ad"  # constants stay as they are
+    assert merged["k"]["runs"] == [3, 4] and merged["h"][1]["v"] is None  # never finite: kept as None
+    view = stats_view(merged)
+    assert isinstance(view["a"]["x"], Stat) and view["a"]["x"] == 2.0 and view["h"][1]["v"] is None
+    assert f"{view['a']['x']:.2f}" == "2.00 ± 1.41" and max(view["a"]["x"], 1.5) == 2.0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sdf_autodec.cli.app import hydra_app
 from sdf_autodec.images.run import MnistConfig, run_mnist
+from sdf_autodec.images.seeds import stats_view
 
 
 def run(cfg: MnistConfig) -> None:
-    results = run_mnist(cfg)
+    results = stats_view(run_mnist(cfg))  # several seeds: each figure prints as mean ± std
     seconds = results.get("seconds", {})
     print(f"mnist: stages {', '.join(cfg.stages)} done in {seconds.get('total', 0):.0f} s; results: {cfg.output}/results.json, report: {cfg.output}/report.md")
     for size, entry in results.get("center", {}).items():

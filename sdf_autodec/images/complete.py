@@ -19,6 +19,8 @@ Experiments (each scored by :func:`~sdf_autodec.images.metrics.masked_scores` on
   that same mask on its input: the AD's fair rival; for ``random50`` and ``top_half`` the same
   outputs as ``ae``), and the trivial answers of :mod:`~sdf_autodec.images.baselines`,
   ``mean_fill`` and ``retrieval`` (from the training images);
+- everywhere, ``ae_equal_time`` where given: the plain AE trained for the AD's wall time, fed the
+  masked image (the whole image on ``full``): the comparison at equal compute;
 - ``full`` (nothing hidden): plain reconstruction by both (scored on the whole image only).
 
 With a classifier and the test labels, every entry also gets ``digit_accuracy``: the fraction of
@@ -59,6 +61,8 @@ class CompletionModels:
     """``(M, C, S, S)``: the training images of the trivial answers (``mean_fill``, ``retrieval``); None: no baselines."""
     classifier: nn.Module | None = None
     """The fixed digit classifier that scores ``digit_accuracy``; None: not scored."""
+    ae_equal_time: nn.Module | None = None
+    """The plain AE trained for the AD's wall time (fed the masked image; the whole one on ``full``); None: absent."""
 
 
 @dataclass
@@ -149,6 +153,8 @@ def run_experiments(
                 outcome.inputs["ae"], outcome.outputs["ae"] = masked, ae_outputs(trained, masked)
             else:  # no AE trained with such masks: the plain AE fed the masked image is its best chance here
                 outcome.inputs["ae"], outcome.outputs["ae"] = masked, outcome.outputs["ae_masked_input"]
+        if models.ae_equal_time is not None:
+            outcome.inputs["ae_equal_time"], outcome.outputs["ae_equal_time"] = masked, ae_outputs(models.ae_equal_time, masked)
         if name != "full":
             if name.startswith("center") and name in models.ae_mask_trained:
                 outcome.inputs["ae_mask_trained"], outcome.outputs["ae_mask_trained"] = masked, ae_outputs(models.ae_mask_trained[name], masked)

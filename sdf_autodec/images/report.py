@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sdf_autodec.atomic import atomic_write
+from sdf_autodec.images.seeds import stats_view
 from sdf_autodec.webpage import Page
 
 HIDDEN_TINT = (0.15, 0.3, 0.75)
@@ -383,6 +384,9 @@ def write_report(path: Path, results: dict, figures: list[str]) -> None:
     tables of ``results`` and the figures (paths relative to the report)."""
     title = "Autoencoder vs autodecoder on MNIST"
     lines = [f"# {title}", ""]
+    if results.get("seeds"):  # several seeds: every figure shows as mean ± std
+        lines += [f"Every figure: mean ± sample standard deviation over the seeds {results['seeds']}.", ""]
+        results = stats_view(results)
     page = Page(title)
     for name, paragraphs, columns, rows in _sections(results):
         if name:

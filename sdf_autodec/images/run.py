@@ -72,6 +72,7 @@ from sdf_autodec.images.report import (
     update_results,
     write_report,
 )
+from sdf_autodec.images.seeds import aggregate
 from sdf_autodec.images.store import CodeCache, ModelStore, weights_digest
 from sdf_autodec.images.train import ADTrainConfig, AETrainConfig, fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
@@ -117,6 +118,9 @@ class MnistConfig:
     ae_mask_training: bool = True
     """Train one AE per mask (each centre square and extra mask) with such masks on its input (the
     AE's fair rival to the AD there)."""
+    ae_equal_time: bool = True
+    """After the AD, train the plain AE again for the AD's wall time (``ae_equal_time``), so that the
+    comparison is not one of unequal compute; scored on every mask (fed the masked image) and on ``full``."""
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     """The fixed digit classifier behind every ``digit_accuracy``."""
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
@@ -147,6 +151,9 @@ class MnistConfig:
     """Training images whose reconstructions are followed across the AD's epochs."""
     seed: int = 0
     """Seed of everything (subsets, weights, batches, masks, codes, t-SNE)."""
+    seeds: list[int] = field(default_factory=list)
+    """Several seeds: the whole study once per seed (``DIR/seed_<s>/``), and ``DIR/results.json`` with
+    every figure as ``{"mean", "std", "runs"}`` (``images.seeds``); empty: one run with ``seed``."""
     device: str = "auto"
     """``auto`` (CUDA if present, else CPU), ``cpu`` or ``cuda[:N]``."""
     threads: int = 1
@@ -184,6 +191,8 @@ def validate(cfg: MnistConfig) -> None:
     make_mask(cfg.cost_mask, 1, cfg.net.image_size)
     if not cfg.cost_iterations or min(cfg.cost_iterations) < 1:
         raise ValueError(f"cost_iterations={cfg.cost_iterations}: give at least one positive count")
+    if len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ValueError(f"seeds={cfg.seeds}: a seed is repeated")
     if cfg.generated < 1:
         raise ValueError(f"generated={cfg.generated}: draw at least one code")
     if cfg.collapse.epochs < 1 or cfg.collapse.batch_size < 1:
@@ -287,6 +296,24 @@ class Study:
         self.record_training("ad", result.history, result.seconds)
         if result.snapshots:
             progress_figure(self.out / "ad_progress.png", result.snapshots, self.splits.train.images[track])
+        if cfg.ae_equal_time:
+            self._train_ae_equal_time(result.seconds)
+
+    def _train_ae_equal_time(self, ad_seconds: float) -> None:
+        """The plain AE again, for as many epochs as fit in the AD's training time at the AE's measured
+        seconds per epoch (``ae_equal_time``): the comparison at equal compute. The epoch count depends
+        on this machine's timings; it is recorded in results.json (``training.ae_equal_time``)."""
+        cfg = self.cfg
+        ae_run = read_results(self.results).get("training", {}).get("ae")
+        if not ae_run or not ae_run.get("history"):
+            raise FileNotFoundError(f"{self.results}: no training record of the AE; run train-ae before train-ad for ae_equal_time")
+        per_epoch = ae_run["seconds"] / len(ae_run["history"])
+        epochs = max(1, round(ad_seconds / per_epoch))
+        seed_global(cfg.seed, "ae_equal_time", "init")
+        model = ConvAutoencoder(cfg.net).to(self.device)
+        result = train_autoencoder(model, self.splits.train.images, self.splits.val.images, replace(cfg.ae, epochs=epochs), cfg.seed, name="ae_equal_time", progress=cfg.progress)
+        self.models.save("ae_equal_time", "mnist-ae", model, epochs, torch.zeros(0, cfg.net.latent_size), [])
+        self.record_training("ae_equal_time", result.history, result.seconds)
 
     def complete(self) -> None:
         cfg = self.cfg
@@ -302,6 +329,7 @@ class Study:
             latent_size=cfg.net.latent_size,
             training_images=self.splits.train.images,
             classifier=self.load_classifier(),
+            ae_equal_time=self.load_ae("ae_equal_time") if cfg.ae_equal_time else None,
         )
         images = self.splits.test.images
         outcomes, full_codes = run_experiments(
@@ -328,6 +356,8 @@ class Study:
             )
             notes[f"{name}.ae_masked_input"] = "the AE trained normally, fed the masked test image"
         notes["center.ae_masked_loss"] = "an AE trained with a loss that ignores the centre square, fed the whole test image (as in the original study)"
+        if cfg.ae_equal_time:
+            notes["ae_equal_time"] = "the plain AE trained for the AD's wall time (its epochs: training.ae_equal_time), fed the masked test image"
         if cfg.ae_mask_training:
             notes["ae_mask_trained"] = "an AE trained on the training images with that same mask on its input (loss on every pixel), fed the masked test image: the AD's fair rival"
         notes["mean_fill"] = "the mean training image on the hidden pixels, the visible ones as given (a trivial answer)"
@@ -608,8 +638,12 @@ def ae_outputs_from_codes(ae: ConvAutoencoder, codes: torch.Tensor) -> torch.Ten
 
 
 def run_mnist(cfg: MnistConfig) -> dict:
-    """Run ``cfg.stages`` (see module docstring); returns the contents of ``results.json``."""
+    """Run ``cfg.stages`` (see module docstring); returns the contents of ``results.json``. With
+    ``seeds``, the whole study once per seed into ``DIR/seed_<s>/``, then ``DIR/results.json`` and
+    ``DIR/report.md`` over all of them (``images.seeds``: each figure as mean, std and runs)."""
     validate(cfg)
+    if cfg.seeds:
+        return _run_seeds(cfg)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     study = Study(cfg)
@@ -630,3 +664,19 @@ def run_mnist(cfg: MnistConfig) -> dict:
     if "report" in cfg.stages:  # the report's own time is known only now: write it again with it
         study.report()
     return read_results(study.results)
+
+
+def _run_seeds(cfg: MnistConfig) -> dict:
+    out = Path(cfg.output)
+    runs = [run_mnist(replace(cfg, seed=s, seeds=[], output=str(out / f"seed_{s}"))) for s in cfg.seeds]
+    merged = {"seeds": list(cfg.seeds), **aggregate(runs)}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    if path.is_file():
+        path.unlink()  # the merged run replaces whatever a single-seed run left there
+    results = update_results(path, merged)
+    if "report" in cfg.stages:
+        first = out / f"seed_{cfg.seeds[0]}"
+        figures = [f"{first.name}/{f}" for f in FIGURES if (first / f).is_file()]
+        write_report(out / "report.md", results, figures)
+    return results

@@ -3,8 +3,10 @@
 ::
 
     DIR/models/<name>.pt          one model each: ``ae``, ``ae_masked_loss_center<S>``,
-                                  ``ae_mask_trained_<mask>`` (kind ``mnist-ae``: the ``decoder`` entry
-                                  holds the whole autoencoder) and ``ad`` (kind ``mnist-ad``: decoder + codes)
+                                  ``ae_mask_trained_<mask>``, ``ae_equal_time`` (kind ``mnist-ae``: the
+                                  ``decoder`` entry holds the whole autoencoder), ``ad`` (kind ``mnist-ad``:
+                                  decoder + codes) and ``classifier`` (kind ``mnist-classifier``; its own
+                                  signature: its recipe and seed)
     DIR/models/ad_test_codes.pt   the autodecoder's codes of the unmasked test images (only a cache)
 
 A model is loaded only into a study with the same networks, data and seed (its ``signature``). The
