@@ -21,7 +21,7 @@ from sdf_autodec.images.metrics import region_mse
 from sdf_autodec.images.report import image_grid, update_results
 from sdf_autodec.images.train import fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
-from sdf_autodec.images.study import Study, ae_outputs_from_codes
+from sdf_autodec.images.study import Study, ae_codes, ae_outputs_from_codes
 
 
 def inference(study: Study) -> None:
@@ -33,8 +33,7 @@ def inference(study: Study) -> None:
     masks = make_mask(cfg.cost_mask, len(test), cfg.net.image_size, torch_generator(cfg.seed, "test-masks", cfg.cost_mask))
     hidden = 1.0 - masks
     t0 = time.perf_counter()
-    with torch.no_grad():
-        codes = torch.cat([ae.encode(test.images[i : i + 500].to(study.device)).cpu() for i in range(0, len(test), 500)])
+    codes = ae_codes(ae, test.images)
     encode_ms = 1000 * (time.perf_counter() - t0) / len(test)
     ae_mse = region_mse(ae_outputs(ae, test.images * masks), test.images, hidden).mean().item()
     rows = []
@@ -78,11 +77,10 @@ def generation(study: Study) -> None:
     cfg, train, test = study.cfg, study.splits.train, study.splits.test
     decoder, ad_codes = study.load_ad()
     ae = study.load_ae("ae")
-    with torch.no_grad():
-        ae_codes = torch.cat([ae.encode(train.images[i : i + 500].to(study.device)).cpu() for i in range(0, len(train), 500)])
+    train_codes = ae_codes(ae, train.images)
     classifier = study.load_classifier()
     samples = {
-        "ae": ae_outputs_from_codes(ae, gaussian_samples(ae_codes, cfg.generated, torch_generator(cfg.seed, "generation", "ae"))),
+        "ae": ae_outputs_from_codes(ae, gaussian_samples(train_codes, cfg.generated, torch_generator(cfg.seed, "generation", "ae"))),
         "ad": ad_decode(decoder, gaussian_samples(ad_codes.cpu(), cfg.generated, torch_generator(cfg.seed, "generation", "ad"))),
     }
     scores = {name: sample_scores(images, classifier, train.images) for name, images in samples.items()}
@@ -183,8 +181,7 @@ def _capacity_model(study: Study, model: str, kind: str, net: ConvNetConfig, ima
         ae.eval()
 
         def encode(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return torch.cat([ae.encode(x[i : i + 500].to(study.device)).cpu() for i in range(0, len(x), 500)])
+            return ae_codes(ae, x)
 
         return (lambda x, which: encode(images if which == "train" else x)), (lambda z: ad_decode(decoder, z))
     latents, _ = train_autodecoder(decoder, net.latent_size, images, val, replace(cfg.ad, epochs=cap.ad_epochs), cfg.seed, progress=cfg.progress)

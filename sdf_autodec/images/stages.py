@@ -30,7 +30,7 @@ from sdf_autodec.images.report import (
 )
 from sdf_autodec.images.train import train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, CoordConvDecoder
-from sdf_autodec.images.study import FIGURES, Study, ae_outputs_from_codes
+from sdf_autodec.images.study import FIGURES, Study, ae_codes, ae_outputs_from_codes
 
 
 def train_classifier(study: Study) -> None:
@@ -159,10 +159,9 @@ def interpolate(study: Study) -> None:
     pairs = study.pairs(cfg.interpolation_pairs)
     alphas = torch.linspace(0, 1, cfg.interpolation_steps)
     a, b = pairs[:, 0], pairs[:, 1]
-    with torch.no_grad():
-        ae_codes = torch.cat([ae.encode(test.images[p].to(study.device)).cpu() for p in (a, b)]).view(2, len(pairs), -1)
+    ends = torch.stack([ae_codes(ae, test.images[p]) for p in (a, b)])  # (2, P, D)
     strips, mids = {}, {}
-    for name, (za, zb), decode in (("ae", ae_codes, lambda z: ae_outputs_from_codes(ae, z)), ("ad", (ad_codes[a], ad_codes[b]), lambda z: ad_decode(decoder, z))):
+    for name, (za, zb), decode in (("ae", ends, lambda z: ae_outputs_from_codes(ae, z)), ("ad", (ad_codes[a], ad_codes[b]), lambda z: ad_decode(decoder, z))):
         codes = lerp_codes(za, zb, alphas)  # (P, A, D)
         strips[name] = decode(codes.flatten(0, 1)).view(len(pairs), len(alphas), *test.images.shape[1:])
         mids[name] = decode(lerp_codes(za, zb, torch.tensor([0.5])).flatten(0, 1)).view(len(pairs), 1, *test.images.shape[1:])
@@ -194,8 +193,7 @@ def _midpoint_claim(study: Study, ae: ConvAutoencoder, decoder: CoordConvDecoder
     def confidence(images: torch.Tensor) -> float:
         return predict(classifier, images).max(1).values.mean().item()
 
-    with torch.no_grad():
-        ae_mid = ae_outputs_from_codes(ae, 0.5 * (ae.encode(xa.to(study.device)).cpu() + ae.encode(xb.to(study.device)).cpu()))
+    ae_mid = ae_outputs_from_codes(ae, 0.5 * (ae_codes(ae, xa) + ae_codes(ae, xb)))
     out = {"pairs": len(pairs), "pixel_average": {"confidence": confidence(average)}}
     for name, mid in (("ae", ae_mid), ("ad", ad_decode(decoder, 0.5 * (ad_codes[a] + ad_codes[b])))):
         mid = mid.clamp(0, 1)
@@ -208,9 +206,7 @@ def tsne(study: Study) -> None:
     cfg, train, test = study.cfg, study.splits.train, study.splits.test
     decoder, ad_train_codes = study.load_ad()
     ae = study.load_ae("ae")
-    with torch.no_grad():
-        ae_train = torch.cat([ae.encode(train.images[i : i + 500].to(study.device)).cpu() for i in range(0, len(train), 500)])
-        ae_test = torch.cat([ae.encode(test.images[i : i + 500].to(study.device)).cpu() for i in range(0, len(test), 500)])
+    ae_train, ae_test = ae_codes(ae, train.images), ae_codes(ae, test.images)
     ad_test = study.ad_test_codes(decoder)
     scores = {
         "ae": cluster_scores(ae_train, train.labels, ae_test, test.labels, cfg.knn_k, cfg.seed),

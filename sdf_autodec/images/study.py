@@ -225,3 +225,10 @@ def ae_outputs_from_codes(ae: ConvAutoencoder, codes: torch.Tensor) -> torch.Ten
     device = next(ae.parameters()).device
     with torch.no_grad():
         return torch.cat([ae.decoder(codes[i : i + 500].to(device)).cpu() for i in range(0, len(codes), 500)])
+
+
+def ae_codes(ae: torch.nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The AE's codes of ``images: (N, C, S, S)`` → ``(N, D)`` on CPU (in batches, no gradients)."""
+    device = next(ae.parameters()).device
+    with torch.no_grad():
+        return torch.cat([ae.encode(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
