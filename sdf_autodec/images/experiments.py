@@ -19,9 +19,9 @@ from sdf_autodec.images.generation import gaussian_samples, load_sklearn_digits,
 from sdf_autodec.images.masks import make_mask
 from sdf_autodec.images.metrics import region_mse
 from sdf_autodec.images.report import image_grid, update_results
+from sdf_autodec.images.study import Study, ae_codes, ae_outputs_from_codes
 from sdf_autodec.images.train import fit_codes, train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, ConvNetConfig, CoordConvDecoder
-from sdf_autodec.images.study import Study, ae_codes, ae_outputs_from_codes
 
 
 def inference(study: Study) -> None:

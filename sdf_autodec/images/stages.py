@@ -28,9 +28,9 @@ from sdf_autodec.images.report import (
     update_results,
     write_report,
 )
+from sdf_autodec.images.study import FIGURES, Study, ae_codes, ae_outputs_from_codes
 from sdf_autodec.images.train import train_autodecoder, train_autoencoder
 from sdf_autodec.nn.conv import ConvAutoencoder, CoordConvDecoder
-from sdf_autodec.images.study import FIGURES, Study, ae_codes, ae_outputs_from_codes
 
 
 def train_classifier(study: Study) -> None:
