@@ -63,9 +63,9 @@ def generalisation(study: Study) -> None:
     _, ad_run = train_autodecoder(decoder, cfg.net.latent_size, train.images[low], val.images[low_val], cfg.ad, cfg.seed, progress=cfg.progress)
     scores = {"ae": {}, "ad": {}}
     for name, images in sets.items():
-        scores["ae"][name] = (ae_outputs(ae, images).clamp(0, 1) - images).pow(2).mean().item()
+        scores["ae"][name] = region_mse(ae_outputs(ae, images), images).mean().item()
         codes, _ = fit_codes(decoder, images, None, cfg.net.latent_size, cfg.fit, cfg.fit_batch_size)
-        scores["ad"][name] = (ad_decode(decoder, codes).clamp(0, 1) - images).pow(2).mean().item()
+        scores["ad"][name] = region_mse(ad_decode(decoder, codes), images).mean().item()
     update_results(study.results, {"generalisation": {
         "mse": scores, "images": {k: len(v) for k, v in sets.items()}, "trained_on": int(low.sum()),
         "seconds": {"ae": ae_run.seconds, "ad": ad_run.seconds},
@@ -155,7 +155,7 @@ def capacity(study: Study) -> None:
                 t0 = time.perf_counter()
                 codes_of, decode = _capacity_model(study, model, kind, net, train.images, study.splits.val.images, name)
                 test_codes = codes_of(test.images, None)
-                mse = (decode(test_codes).clamp(0, 1) - test.images).pow(2).mean().item()
+                mse = region_mse(decode(test_codes), test.images).mean().item()
                 cell = {"model": model, "decoder": kind, "latent_size": latent, "mse_test": mse,
                         **probe_scores(codes_of(None, "train"), train.labels, test_codes, test.labels, cap.few, cfg.seed, cfg.knn_k)}
                 if cap.transfer:

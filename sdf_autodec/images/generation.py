@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdf_autodec.images.baselines import nearest_on_visible
 from sdf_autodec.images.classifier import predict
 from sdf_autodec.images.data import ImageSet
 
@@ -47,16 +48,13 @@ def gaussian_samples(codes: torch.Tensor, count: int, generator: torch.Generator
     return (mean + eps @ factor.T).float()
 
 
-def nearest_mse(images: torch.Tensor, bank: torch.Tensor, chunk: int = 500) -> torch.Tensor:
-    """``(N,)``: each image's per-pixel MSE to its nearest image of ``bank: (M, C, S, S)`` (clamped to [0, 1] first)."""
-    b = bank.flatten(1)
-    b_sq = b.pow(2).sum(1)
-    out = []
-    for i in range(0, len(images), chunk):
-        x = images[i : i + chunk].clamp(0, 1).flatten(1)
-        d = x.pow(2).sum(1, keepdim=True) - 2.0 * x @ b.T + b_sq[None]
-        out.append(d.min(1).values.clamp_min(0) / x.shape[1])
-    return torch.cat(out)
+def nearest_mse(images: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """``(N,)``: each image's per-pixel MSE to its nearest image of ``bank: (M, C, S, S)`` (images
+    clamped to [0, 1] first); the nearest is :func:`~sdf_autodec.images.baselines.nearest_on_visible`
+    with every pixel visible."""
+    x = images.clamp(0, 1)
+    index = nearest_on_visible(x, torch.ones(1, 1, *x.shape[2:]), bank)
+    return (x - bank[index]).pow(2).flatten(1).mean(1)
 
 
 def sample_scores(images: torch.Tensor, classifier: nn.Module, bank: torch.Tensor) -> dict:
